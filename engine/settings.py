@@ -1,0 +1,116 @@
+"""Tandem's one settings object: typed, frozen, validated at start-up.
+
+Only composition roots (the CLI, tests) call `load_settings()`; everything else receives
+the `Settings` instance. A bad value stops start-up with one line naming the variable.
+Every variable is documented in `.env.example`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.errors import Fatal
+
+ENV_PREFIX = "TANDEM_"
+
+# Development defaults for secrets: refused when TANDEM_ENV=production.
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+DEV_JWT_SECRET = "dev-jwt-secret-change-me-0123456789abcdef"
+
+Ingress = Literal["direct", "proxy"]
+
+
+class Settings(BaseSettings):
+    """Every setting Tandem reads, prefixed `TANDEM_` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_file=None
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    ingress: Ingress = "direct"
+    data_dir: Path = Path("./var")
+    ray_address: str | None = None
+    dashboard_port: int = Field(default=8265, ge=1, le=65535)
+    num_cpus: int | None = Field(default=None, ge=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    store_max_batch: int = Field(default=512, ge=1, le=100_000)
+    export_interval_s: float = Field(default=1.0, gt=0)
+    export_max_rows: int = Field(default=100_000, ge=1)
+    health_timeout_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_not_empty(cls, value: Path) -> Path:
+        if str(value).strip() == "":
+            raise ValueError("must be a directory path")
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Settings:
+        if self.env != "production":
+            return self
+        for name, default in (
+            ("webhook_secret", DEV_WEBHOOK_SECRET),
+            ("jwt_secret", DEV_JWT_SECRET),
+        ):
+            value = getattr(self, name).get_secret_value()
+            if value in ("", default):
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}: default or empty in production")
+            if len(value) < 16:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}: shorter than 16 characters")
+        return self
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "tandem.duckdb"
+
+    @property
+    def events_dir(self) -> Path:
+        return self.data_dir / "events"
+
+    def public(self) -> dict[str, object]:
+        """The settings as a dict fit for logs and the API: secrets masked."""
+        out: dict[str, object] = {}
+        for name, value in self.model_dump().items():
+            out[name] = "**********" if isinstance(value, SecretStr) else value
+        return out
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build `Settings` from `environ` (the process environment when None).
+
+    Raises `Fatal` with one line per bad variable, each naming it and saying why.
+    """
+    try:
+        if environ is None:
+            return Settings()
+        prefixed = {
+            k[len(ENV_PREFIX) :].lower(): v for k, v in environ.items() if k.startswith(ENV_PREFIX)
+        }
+        return Settings.model_validate(prefixed)
+    except ValidationError as exc:
+        raise Fatal(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem: `TANDEM_PORT: Input should be a valid integer (got 'x')`."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        message = str(err.get("msg", "invalid"))
+        if loc:
+            var = ENV_PREFIX + loc[0].upper()
+            got = "**********" if "SECRET" in var else repr(err.get("input"))
+            lines.append(f"{var}: {message} (got {got})")
+        else:
+            lines.append(message.removeprefix("Value error, "))
+    return "; ".join(lines)
