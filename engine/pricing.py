@@ -77,46 +77,68 @@ def _require_positive(name: str, value: float) -> None:
         raise Rejected(INVALID_PRICING_INPUT, f"{name} must be > 0, got {value!r}")
 
 
-def _check_market(spot: float, strike: float, t_years: float, rate: float, dividend: float) -> None:
+@dataclass(frozen=True, slots=True)
+class _Option:
+    """Validated inputs other than vol, with the discount factors worked out once."""
+
+    spot: float
+    strike: float
+    t_years: float
+    rate: float
+    dividend: float
+    call: bool
+
+    @property
+    def fwd_spot(self) -> float:
+        """S e^{-qT}: spot less the dividends paid before expiry."""
+        return self.spot * math.exp(-self.dividend * self.t_years)
+
+    @property
+    def pv_strike(self) -> float:
+        """K e^{-rT}: the strike discounted to today."""
+        return self.strike * math.exp(-self.rate * self.t_years)
+
+
+def _option(
+    spot: float, strike: float, t_years: float, rate: float, *, right: Right, dividend: float
+) -> _Option:
     _require_positive("spot", spot)
     _require_positive("strike", strike)
     _require_positive("t_years", t_years)
     _require_finite("rate", rate)
     _require_finite("dividend", dividend)
-
-
-def _is_call(right: Right) -> bool:
     if right == Right.CALL:
-        return True
-    if right == Right.PUT:
-        return False
-    raise Rejected(INVALID_PRICING_INPUT, f"right must be 'call' or 'put', got {right!r}")
+        call = True
+    elif right == Right.PUT:
+        call = False
+    else:
+        raise Rejected(INVALID_PRICING_INPUT, f"right must be 'call' or 'put', got {right!r}")
+    return _Option(spot, strike, t_years, rate, dividend, call)
 
 
-def _d1_d2(
-    spot: float, strike: float, t_years: float, rate: float, vol: float, dividend: float
-) -> tuple[float, float]:
-    vol_sqrt_t = vol * math.sqrt(t_years)
-    d1 = (math.log(spot / strike) + (rate - dividend + 0.5 * vol * vol) * t_years) / vol_sqrt_t
+def _d1_d2(opt: _Option, vol: float) -> tuple[float, float]:
+    vol_sqrt_t = vol * math.sqrt(opt.t_years)
+    drift = (opt.rate - opt.dividend + 0.5 * vol * vol) * opt.t_years
+    d1 = (math.log(opt.spot / opt.strike) + drift) / vol_sqrt_t
     return d1, d1 - vol_sqrt_t
 
 
-def _price_and_vega(
-    spot: float, strike: float, t_years: float, rate: float, vol: float, call: bool, dividend: float
-) -> tuple[float, float]:
-    """Price and vega without input checks (callers have validated)."""
-    d1, d2 = _d1_d2(spot, strike, t_years, rate, vol, dividend)
-    fwd_spot = spot * math.exp(-dividend * t_years)
-    pv_strike = strike * math.exp(-rate * t_years)
-    if call:
+def _price_and_vega(opt: _Option, vol: float) -> tuple[float, float]:
+    d1, d2 = _d1_d2(opt, vol)
+    fwd_spot, pv_strike = opt.fwd_spot, opt.pv_strike
+    if opt.call:
         price = fwd_spot * _norm_cdf(d1) - pv_strike * _norm_cdf(d2)
     else:
         price = pv_strike * _norm_cdf(-d2) - fwd_spot * _norm_cdf(-d1)
     # The difference of two rounded terms can dip a hair below zero far out of the money.
-    return max(price, 0.0), fwd_spot * _norm_pdf(d1) * math.sqrt(t_years)
+    return max(price, 0.0), fwd_spot * _norm_pdf(d1) * math.sqrt(opt.t_years)
 
 
-def bs_price(
+# The public functions keep the textbook positional order (S, K, T, r, sigma, right, q)
+# that callers already use, hence the positional-argument lint exceptions.
+
+
+def bs_price(  # noqa: PLR0917
     spot: float,
     strike: float,
     t_years: float,
@@ -126,12 +148,12 @@ def bs_price(
     dividend: float = 0.0,
 ) -> float:
     """Black–Scholes–Merton price of a European call or put."""
-    _check_market(spot, strike, t_years, rate, dividend)
+    opt = _option(spot, strike, t_years, rate, right=right, dividend=dividend)
     _require_positive("vol", vol)
-    return _price_and_vega(spot, strike, t_years, rate, vol, _is_call(right), dividend)[0]
+    return _price_and_vega(opt, vol)[0]
 
 
-def bs_greeks(
+def bs_greeks(  # noqa: PLR0917
     spot: float,
     strike: float,
     t_years: float,
@@ -141,19 +163,18 @@ def bs_greeks(
     dividend: float = 0.0,
 ) -> Greeks:
     """Analytic Black–Scholes–Merton greeks (units in `Greeks`)."""
-    _check_market(spot, strike, t_years, rate, dividend)
+    opt = _option(spot, strike, t_years, rate, right=right, dividend=dividend)
     _require_positive("vol", vol)
-    sign = 1.0 if _is_call(right) else -1.0
-    d1, d2 = _d1_d2(spot, strike, t_years, rate, vol, dividend)
+    sign = 1.0 if opt.call else -1.0
+    d1, d2 = _d1_d2(opt, vol)
     carry = math.exp(-dividend * t_years)
-    pv_strike = strike * math.exp(-rate * t_years)
     sqrt_t = math.sqrt(t_years)
     density = _norm_pdf(d1)
     n1 = _norm_cdf(sign * d1)
     n2 = _norm_cdf(sign * d2)
     theta = (
         -spot * carry * density * vol / (2.0 * sqrt_t)
-        - sign * rate * pv_strike * n2
+        - sign * rate * opt.pv_strike * n2
         + sign * dividend * spot * carry * n1
     )
     return Greeks(
@@ -161,26 +182,30 @@ def bs_greeks(
         gamma=carry * density / (spot * vol * sqrt_t),
         vega=spot * carry * density * sqrt_t,
         theta=theta,
-        rho=sign * strike * t_years * math.exp(-rate * t_years) * n2,
+        rho=sign * t_years * opt.pv_strike * n2,
     )
 
 
-def no_arbitrage_bounds(
+def no_arbitrage_bounds(  # noqa: PLR0917
     spot: float, strike: float, t_years: float, rate: float, right: Right, dividend: float = 0.0
 ) -> tuple[float, float]:
     """(lower, upper) bounds of a European option's price; any vol > 0 prices strictly inside.
 
-    Call: max(S e^{-qT} - K e^{-rT}, 0) .. S e^{-qT}. Put: max(K e^{-rT} - S e^{-qT}, 0) .. K e^{-rT}.
+    Call: max(S e^{-qT} - K e^{-rT}, 0) .. S e^{-qT}.
+    Put: max(K e^{-rT} - S e^{-qT}, 0) .. K e^{-rT}.
     """
-    _check_market(spot, strike, t_years, rate, dividend)
-    fwd_spot = spot * math.exp(-dividend * t_years)
-    pv_strike = strike * math.exp(-rate * t_years)
-    if _is_call(right):
+    opt = _option(spot, strike, t_years, rate, right=right, dividend=dividend)
+    return _bounds(opt)
+
+
+def _bounds(opt: _Option) -> tuple[float, float]:
+    fwd_spot, pv_strike = opt.fwd_spot, opt.pv_strike
+    if opt.call:
         return max(fwd_spot - pv_strike, 0.0), fwd_spot
     return max(pv_strike - fwd_spot, 0.0), pv_strike
 
 
-def implied_vol(
+def implied_vol(  # noqa: PLR0917
     price: float,
     spot: float,
     strike: float,
@@ -196,51 +221,38 @@ def implied_vol(
     `Rejected("no_implied_vol")` when `price` is not strictly inside the no-arbitrage
     bounds or needs a vol above `MAX_IMPLIED_VOL`.
     """
+    opt = _option(spot, strike, t_years, rate, right=right, dividend=dividend)
     _require_finite("price", price)
-    lower, upper = no_arbitrage_bounds(spot, strike, t_years, rate, right, dividend)
+    lower, upper = _bounds(opt)
     if not lower < price < upper:
         raise Rejected(
             NO_IMPLIED_VOL,
             f"price {price!r} is outside the no-arbitrage bounds ({lower!r}, {upper!r}) "
             f"of this {right}",
         )
-    call = _is_call(right)
-    top = _price_and_vega(spot, strike, t_years, rate, MAX_IMPLIED_VOL, call, dividend)[0]
-    if price >= top:
+    if price >= _price_and_vega(opt, MAX_IMPLIED_VOL)[0]:
         raise Rejected(
             NO_IMPLIED_VOL, f"price {price!r} needs a vol above {MAX_IMPLIED_VOL!r} (10,000 %)"
         )
-    guess = _initial_vol(price, spot, strike, t_years, rate, dividend)
-    return _solve_vol(price, spot, strike, t_years, rate, call, dividend, guess)
+    return _solve_vol(opt, price, _initial_vol(opt, price))
 
 
-def _initial_vol(
-    price: float, spot: float, strike: float, t_years: float, rate: float, dividend: float
-) -> float:
+def _initial_vol(opt: _Option, price: float) -> float:
     # Price is convex in vol below sqrt(2|ln(F/K)|/T) and concave above it, so Newton from
     # there converges monotonically (Manaster & Koehler 1982). At the money that point is 0:
     # use the Brenner–Subrahmanyam approximation instead.
-    log_moneyness = math.log(spot / strike) + (rate - dividend) * t_years
-    inflection = math.sqrt(2.0 * abs(log_moneyness) / t_years)
+    log_moneyness = math.log(opt.fwd_spot / opt.pv_strike)
+    inflection = math.sqrt(2.0 * abs(log_moneyness) / opt.t_years)
     if inflection > 1e-3:
         return min(inflection, MAX_IMPLIED_VOL / 2.0)
-    atm = math.sqrt(2.0 * math.pi / t_years) * price / (spot * math.exp(-dividend * t_years))
+    atm = math.sqrt(2.0 * math.pi / opt.t_years) * price / opt.fwd_spot
     return min(max(atm, 1e-3), MAX_IMPLIED_VOL / 2.0)
 
 
-def _solve_vol(
-    price: float,
-    spot: float,
-    strike: float,
-    t_years: float,
-    rate: float,
-    call: bool,
-    dividend: float,
-    guess: float,
-) -> float:
+def _solve_vol(opt: _Option, price: float, guess: float) -> float:
     low, high, vol = 0.0, MAX_IMPLIED_VOL, guess
     for _ in range(_MAX_SOLVER_STEPS):
-        model, vega = _price_and_vega(spot, strike, t_years, rate, vol, call, dividend)
+        model, vega = _price_and_vega(opt, vol)
         diff = model - price
         if diff == 0.0:
             return vol
@@ -258,7 +270,7 @@ def _solve_vol(
     return vol
 
 
-def bs_price_array(
+def bs_price_array(  # noqa: PLR0917
     spot: npt.ArrayLike,
     strike: npt.ArrayLike,
     t_years: npt.ArrayLike,

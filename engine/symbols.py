@@ -222,9 +222,7 @@ def round_quantity(qty: float, lot: int, min_qty: int) -> int:
     return rounded if rounded >= min_qty else 0
 
 
-def validate_order(
-    props: SymbolProperties, price: float, quantity: float, is_option: bool
-) -> None:
+def validate_order(props: SymbolProperties, price: float, quantity: float, is_option: bool) -> None:
     """Refuse an order the venue would refuse, with `Rejected`.
 
     Codes: `non_positive_price`, `price_off_tick`, `non_positive_quantity`,

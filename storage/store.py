@@ -116,10 +116,15 @@ class Store:
         for _ in range(self._readers):
             self._cursors.put(conn.cursor())
 
+    async def drain(self) -> None:
+        """Wait until every queued write has been committed and answered."""
+        if self._queue is not None:
+            await self._queue.join()
+
     async def close(self) -> None:
         """Finish queued writes, then close the connection."""
-        if self._task is not None and self._queue is not None:
-            await self._queue.join()
+        await self.drain()
+        if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

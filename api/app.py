@@ -1,0 +1,21 @@
+"""The FastAPI app: thin routes that validate, authorise, call an actor, map errors."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.backend import ActorBackend
+from api.errors import install_error_handlers
+from api.routes import health
+
+
+def create_app(backend: ActorBackend) -> FastAPI:
+    app = FastAPI(
+        title="Tandem",
+        version="0.1.0",
+        description="Live and shadow trading engines on one stream of TradingView signals.",
+    )
+    app.state.backend = backend
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,60 @@
+"""What the routes call: the Store actor (and, later, the pipeline actors) by handle."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import ray
+
+from engine.clock import Clock
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    ok: bool
+    detail: Any
+    checked_at: datetime
+
+
+class ActorBackend:
+    """Talks to the actors through handles; never blocks the event loop on `ray.get`."""
+
+    def __init__(self, store: Any, clock: Clock, timeout_s: float) -> None:
+        self.store = store
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self.started_at = clock.now()
+
+    async def health(self) -> dict[str, ComponentStatus]:
+        ray_status = await self._ray_status()
+        try:
+            await asyncio.wait_for(self.store.ping.remote(), self.timeout_s)
+            report = await asyncio.wait_for(self.store.health.remote(), self.timeout_s)
+        except Exception as exc:  # any failure to answer means the component is down
+            down = ComponentStatus(False, f"{type(exc).__name__}: {exc}", self.clock.now())
+            return {"ray": ray_status, "store": down, "event_log": down}
+        now = self.clock.now()
+        return {
+            "ray": ray_status,
+            "store": ComponentStatus(bool(report["store"]["ok"]), report["store"], now),
+            "event_log": ComponentStatus(
+                bool(report["event_log"]["ok"]), report["event_log"], now
+            ),
+        }
+
+    async def _ray_status(self) -> ComponentStatus:
+        try:
+            resources = await asyncio.wait_for(
+                asyncio.to_thread(ray.cluster_resources), self.timeout_s
+            )
+            detail = {"cpus": resources.get("CPU", 0.0), "nodes": _count_nodes(resources)}
+            return ComponentStatus(ray.is_initialized(), detail, self.clock.now())
+        except Exception as exc:
+            return ComponentStatus(False, f"{type(exc).__name__}: {exc}", self.clock.now())
+
+
+def _count_nodes(resources: dict[str, float]) -> int:
+    return sum(1 for key in resources if key.startswith("node:") and "internal" not in key)

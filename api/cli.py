@@ -1,0 +1,192 @@
+"""The `tandem` command: run the system, manage the database schema.
+
+This is the composition root of the live runtime: it reads the settings, starts Ray, the
+actors and the Serve app, and stops them in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.clock import LiveClock
+from engine.errors import Fatal, Rejected
+from engine.settings import Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Tandem trading engines.")
+migrate_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
+app.add_typer(migrate_app, name="migrate")
+
+log = logging.getLogger("tandem")
+
+
+def main() -> None:
+    try:
+        app()
+    except (Fatal, Rejected) as exc:
+        typer.echo(f"tandem: {exc}", err=True)
+        sys.exit(2)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except Fatal as exc:
+        typer.echo(f"tandem: configuration error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise Fatal(
+                f"port {port} on {host} is in use", "stop what listens there or set TANDEM_PORT"
+            ) from None
+
+
+@app.command()
+def run(
+    port: Annotated[int | None, typer.Option(help="HTTP port (TANDEM_PORT)")] = None,
+    exit_after_start: Annotated[
+        bool, typer.Option(help="start, check /health once, then stop (for scripts)")
+    ] = False,
+) -> None:
+    """Start local Ray, the Store and the API on Ray Serve; serve until Ctrl-C."""
+    if port is not None:
+        os.environ["TANDEM_PORT"] = str(port)
+    settings = _settings()
+    _configure_logging(settings)
+    _check_port_free(settings.host, settings.port)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runtime = _start(settings)
+    try:
+        _announce(settings)
+        if not exit_after_start:
+            while not stop.wait(0.5):
+                pass
+        typer.echo("tandem: stopping …")
+    finally:
+        _stop(runtime)
+    typer.echo("tandem: stopped cleanly")
+
+
+def _start(settings: Settings) -> dict[str, Any]:
+    import ray
+
+    from actors.system import NAMESPACE, start_store
+    from api.serve_app import deploy, direct_ingress_env, tandem_environ
+
+    env_vars = direct_ingress_env(settings.port) if settings.ingress == "direct" else {}
+    os.environ.update(env_vars)  # the local cluster's processes inherit the driver's env
+    started = time.monotonic()
+    ray.init(
+        address=settings.ray_address,
+        num_cpus=settings.num_cpus,
+        namespace=NAMESPACE,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=settings.dashboard_port,
+        runtime_env={"env_vars": {**env_vars, **tandem_environ()}},
+        log_to_driver=settings.log_level == "DEBUG",
+    )
+    store = start_store(settings)
+    deploy(settings.host, settings.port, settings.ingress, tandem_environ())
+    log.info("tandem started in %.1f s", time.monotonic() - started)
+    return {"store": store}
+
+
+def _stop(runtime: dict[str, Any]) -> None:
+    import ray
+    from ray import serve
+
+    from actors.system import stop_store
+
+    try:
+        serve.shutdown()
+        if "store" in runtime:
+            stop_store(runtime["store"])
+    finally:
+        ray.shutdown()
+
+
+def _announce(settings: Settings) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    ray_bin = Path(sys.executable).parent / "ray"
+    typer.echo(
+        f"""
+tandem is running ({settings.ingress} ingress)
+  API docs      {base}/docs
+  health        {base}/health
+  data          {settings.data_dir.resolve()}
+  Ray dashboard http://127.0.0.1:{settings.dashboard_port}
+                Ray's token authentication is on: the dashboard asks for a token.
+                Print it with `{ray_bin} get-auth-token` and paste it there.
+Press Ctrl-C to stop.
+"""
+    )
+
+
+def _open_db(settings: Settings) -> Any:
+    from storage.store import open_database
+
+    return open_database(settings.db_path)
+
+
+@migrate_app.command("status")
+def migrate_status() -> None:
+    """List migrations, applied or pending, with checksum state."""
+    from storage.migrate import Migrator
+
+    conn = _open_db(_settings())
+    for s in Migrator(conn, LiveClock(), None).status():
+        state = "pending" if s.applied_at is None else f"applied {s.applied_at.isoformat()}"
+        if s.checksum_ok is False:
+            state += "  CHANGED SINCE APPLIED"
+        typer.echo(f"{s.version:04d}_{s.name:<32} {state}")
+
+
+@migrate_app.command("up")
+def migrate_up(target: Annotated[int | None, typer.Argument()] = None) -> None:
+    """Apply pending migrations (up to TARGET)."""
+    from storage.migrate import Migrator
+
+    conn = _open_db(_settings())
+    done = Migrator(conn, LiveClock(), None).up(target)
+    typer.echo(f"applied: {done or 'nothing to do'}")
+
+
+@migrate_app.command("down")
+def migrate_down(target: Annotated[int, typer.Argument()]) -> None:
+    """Revert applied migrations above TARGET (0 reverts all)."""
+    from storage.migrate import Migrator
+
+    conn = _open_db(_settings())
+    done = Migrator(conn, LiveClock(), None).down(target)
+    typer.echo(f"reverted: {done or 'nothing to do'}")
+
+
+if __name__ == "__main__":
+    main()
