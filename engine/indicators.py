@@ -100,7 +100,7 @@ def _window_fold(leaf: Parts, n: int, merge: Merge) -> Parts:
         block = merge(tuple(a[:-size] for a in block), tuple(a[size:] for a in block), size, size)
         size *= 2
     assert acc is not None
-    return acc
+    return acc if n > 1 else tuple(a.copy() for a in acc)  # callers may work in place
 
 
 def _merge_sum(a: Parts, b: Parts, size_a: int, size_b: int) -> Parts:
@@ -181,7 +181,8 @@ def _mean_std(x: FloatArray, n: int) -> tuple[FloatArray, FloatArray]:
     """Mean and population standard deviation of every window x[j : j + n]."""
     total, m2 = _window_fold((x, np.zeros_like(x)), n, _merge_moments)
     m2 /= n
-    return total / n, np.sqrt(m2, out=m2)
+    total /= n
+    return total, np.sqrt(m2, out=m2)
 
 
 def _std_kernel(n: int, inputs: Parts) -> Parts:

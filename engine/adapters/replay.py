@@ -17,6 +17,7 @@ import functools
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class VolEstimate:
     """A realised volatility: `method` "daily" or "minute", from `returns` log returns."""
 
     value: float
-    method: str
+    method: Literal["daily", "minute"]
     returns: int
 
 

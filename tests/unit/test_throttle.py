@@ -29,6 +29,7 @@ from engine.throttle import LinkedLimit, RateLimit, RateWindows, Throttler
 
 T = TypeVar("T")
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+WindowLog = list[tuple[datetime, int]]
 
 # "a" and "b" share the "day" window (b pays double into it); "solo" shares nothing.
 LIMITS = (
@@ -52,19 +53,6 @@ class Req:
     weight: int
 
 
-requests_st = st.lists(
-    st.tuples(
-        st.integers(min_value=0, max_value=1500),  # gap in ms after the previous request
-        st.sampled_from(["a", "b", "day", "solo"]),
-        st.integers(min_value=1, max_value=2),
-    ),
-    min_size=1,
-    max_size=25,
-).map(
-    lambda raw: _with_times(raw),
-)
-
-
 def _with_times(raw: list[tuple[int, str, int]]) -> list[Req]:
     out, t = [], T0
     for gap_ms, limit_id, weight in raw:
@@ -73,10 +61,21 @@ def _with_times(raw: list[tuple[int, str, int]]) -> list[Req]:
     return out
 
 
+requests_st = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=1500),  # gap in ms after the previous request
+        st.sampled_from(["a", "b", "day", "solo"]),
+        st.integers(min_value=1, max_value=2),
+    ),
+    min_size=1,
+    max_size=25,
+).map(_with_times)
+
+
 # --- independent checks over a grant log ---------------------------------------------
 
 
-def _window_log(grants: Sequence[tuple[datetime, Req]], window_id: str) -> list[tuple[datetime, int]]:
+def _window_log(grants: Sequence[tuple[datetime, Req]], window_id: str) -> WindowLog:
     return [
         (t, charge)
         for t, req in grants
@@ -95,7 +94,7 @@ def _assert_windows_respected(grants: Sequence[tuple[datetime, Req]]) -> None:
             assert inside <= lim.limit, (lim.limit_id, start, inside)
 
 
-def _fits(log_by_window: dict[str, list[tuple[datetime, int]]], req: Req, t: datetime) -> bool:
+def _fits(log_by_window: dict[str, WindowLog], req: Req, t: datetime) -> bool:
     for window_id, charge in _charges(req.limit_id, req.weight):
         interval = timedelta(seconds=BY_ID[window_id].interval_s)
         used = sum(c for g, c in log_by_window.get(window_id, []) if t - interval < g <= t)
@@ -117,9 +116,7 @@ def _reference_grants(reqs: Sequence[Req]) -> list[datetime]:
         lower = max([req.at] + [g for g, _ in earlier])
         logs = {lim.limit_id: _window_log(earlier, lim.limit_id) for lim in LIMITS}
         expiries = sorted(
-            g + timedelta(seconds=BY_ID[w].interval_s)
-            for w, log in logs.items()
-            for g, _ in log
+            g + timedelta(seconds=BY_ID[w].interval_s) for w, log in logs.items() for g, _ in log
         )
         candidates = [lower] + [e for e in expiries if e > lower]
         granted.append(next(t for t in candidates if _fits(logs, req, t)))
