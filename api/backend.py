@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,22 +24,37 @@ class ComponentStatus:
 class ActorBackend:
     """Talks to the actors through handles; never blocks the event loop on `ray.get`."""
 
-    def __init__(self, store: Any, clock: Clock, timeout_s: float) -> None:
-        self.store = store
+    def __init__(self, resolve_store: Callable[[], Any], clock: Clock, timeout_s: float) -> None:
+        self._resolve_store = resolve_store
+        self._store: Any = None
         self.clock = clock
         self.timeout_s = timeout_s
         self.started_at = clock.now()
 
+    @property
+    def store(self) -> Any:
+        """The Store actor's handle, looked up again after the actor it named died."""
+        if self._store is None:
+            self._store = self._resolve_store()
+        return self._store
+
+    def forget_store(self) -> None:
+        self._store = None
+
     async def health(self) -> dict[str, ComponentStatus]:
         ray_status = await self._ray_status()
+        api = ComponentStatus(True, {"pid": os.getpid()}, self.clock.now())
         try:
             await asyncio.wait_for(self.store.ping.remote(), self.timeout_s)
             report = await asyncio.wait_for(self.store.health.remote(), self.timeout_s)
         except Exception as exc:  # any failure to answer means the component is down
+            if isinstance(exc, ray.exceptions.RayActorError | ValueError):
+                self.forget_store()
             down = ComponentStatus(False, f"{type(exc).__name__}: {exc}", self.clock.now())
-            return {"ray": ray_status, "store": down, "event_log": down}
+            return {"api": api, "ray": ray_status, "store": down, "event_log": down}
         now = self.clock.now()
         return {
+            "api": api,
             "ray": ray_status,
             "store": ComponentStatus(bool(report["store"]["ok"]), report["store"], now),
             "event_log": ComponentStatus(

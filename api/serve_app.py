@@ -28,7 +28,7 @@ class Ingress:
     def __init__(self, environ: dict[str, str]) -> None:
         allow_port_reuse_after_restart()
         settings = load_settings(environ)
-        backend = ActorBackend(store_handle(), LiveClock(), settings.health_timeout_s)
+        backend = ActorBackend(store_handle, LiveClock(), settings.health_timeout_s)
         self._app = create_app(backend)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
