@@ -207,25 +207,14 @@ class ReplayMarketData:
 
     def _quote(self, sym: str, utc: datetime) -> Quote:
         us, day = to_us(utc), self._calendar.session_date(utc)
-        series = self._minute.get(sym)
-        i = series.count_visible(us) if series is not None else 0
-        if series is not None and i and int(series.day[i - 1]) == day.toordinal():
-            return self._make_quote(sym, float(series.close[i - 1]), int(series.visible[i - 1]))
-        # (visible time, close, day) of the latest visible minute and daily bar.
-        latest: list[tuple[int, float, int]] = []
-        for candidate in (series, self._daily.get(sym)):
-            k = candidate.count_visible(us) if candidate is not None else 0
-            if candidate is not None and k:
-                row = k - 1
-                latest.append(
-                    (
-                        int(candidate.visible[row]),
-                        float(candidate.close[row]),
-                        int(candidate.day[row]),
-                    )
-                )
-        if latest:
-            seen, close, bar_day = max(latest)
+        minute, daily = self._minute.get(sym), self._daily.get(sym)
+        latest_minute = minute.latest(us) if minute is not None else None
+        if latest_minute is not None and latest_minute[2] == day.toordinal():
+            return self._make_quote(sym, latest_minute[1], latest_minute[0])
+        candidates = [latest_minute, daily.latest(us) if daily is not None else None]
+        found = [c for c in candidates if c is not None]
+        if found:
+            seen, close, bar_day = max(found)
             if bar_day >= self._previous_session(day).toordinal():
                 return self._make_quote(sym, close, seen)
         raise Rejected(

@@ -75,6 +75,13 @@ class BarSeries:
         """How many bars (a prefix of the series) are visible at `as_of_us`."""
         return int(np.searchsorted(self.visible, as_of_us, side="right"))
 
+    def latest(self, as_of_us: int) -> tuple[int, float, int] | None:
+        """(visible time, close, day) of the latest bar visible at `as_of_us`, if any."""
+        i = self.count_visible(as_of_us) - 1
+        if i < 0:
+            return None
+        return int(self.visible[i]), float(self.close[i]), int(self.day[i])
+
     def window(self, start_us: int, end_us: int, as_of_us: int) -> tuple[int, int]:
         """Index range [lo, hi) of bars with start <= ts < end that are visible at as_of."""
         lo = int(np.searchsorted(self.ts, start_us, side="left"))

@@ -145,9 +145,11 @@ class TwelveDataMarketData:
     async def option_chain(
         self, underlying: str, expiry: date | None, as_of: datetime
     ) -> list[OptionQuote]:
+        """Always `Rejected("unavailable")`: TwelveData's free plan has no options data."""
         raise Rejected("unavailable", "twelvedata has no options data on the free plan")
 
     async def option_quote(self, contract: OptionContract, as_of: datetime) -> OptionQuote:
+        """Always `Rejected("unavailable")`: TwelveData's free plan has no options data."""
         raise Rejected("unavailable", "twelvedata has no options data on the free plan")
 
     async def _series(

@@ -50,12 +50,14 @@ SPY_DAYS = [
 ]
 
 
-def _minute_row(hhmm: str, o: float, h: float, lo: float, c: float, v: int) -> dict[str, Any]:
+def _minute_row(row: tuple[str, float, float, float, float, int]) -> dict[str, Any]:
+    hhmm, o, h, lo, c, v = row
     return {"t": f"2013-10-04T{hhmm}:00Z", "o": o, "h": h, "l": lo, "c": c, "v": v, "n": 1200,
             "vw": round((h + lo + c) / 3, 4)}  # fmt: skip
 
 
-def _day_row(d: date, o: float, h: float, lo: float, c: float, v: int) -> dict[str, Any]:
+def _day_row(row: tuple[date, float, float, float, float, int]) -> dict[str, Any]:
+    d, o, h, lo, c, v = row
     # Alpaca stamps daily bars at New York midnight: 04:00 UTC in October (EDT).
     return {"t": f"{d.isoformat()}T04:00:00Z", "o": o, "h": h, "l": lo, "c": c, "v": v,
             "n": 250000, "vw": c}  # fmt: skip
@@ -81,8 +83,8 @@ def _seed(fake: FakeAlpaca) -> None:
     fake.quotes["SPY"] = _quote("2013-10-04T14:00:00.123456789Z", 168.21, 168.23)
     fake.trades["SPY"] = {"t": "2013-10-04T14:00:01.5Z", "x": "V", "p": 168.22, "s": 100,
                           "c": ["@"], "i": 52983525029461, "z": "B"}  # fmt: skip
-    fake.bars[("SPY", "1Min")] = [_minute_row(*row) for row in SPY_MINUTES]
-    fake.bars[("SPY", "1Day")] = [_day_row(*row) for row in SPY_DAYS]
+    fake.bars[("SPY", "1Min")] = [_minute_row(row) for row in SPY_MINUTES]
+    fake.bars[("SPY", "1Day")] = [_day_row(row) for row in SPY_DAYS]
     t = "2013-10-04T13:59:58Z"
     fake.snapshots["SPY"] = {
         "SPY131018C00168000": _snapshot(t, 1.95, 2.01, 0.1312),

@@ -66,6 +66,7 @@ class VendorApp(Protocol):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128  # the default 5 drops concurrent connects (1 s SYN retry)
     app: VendorApp
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -74,6 +75,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One TCP segment per answer: headers and body buffered, flushed once, no Nagle delay.
+    disable_nagle_algorithm = True
+    wbufsize = 64 * 1024
     server: _Server
 
     def do_GET(self) -> None:

@@ -7,6 +7,7 @@ examples, finite differences for the greeks, and no-arbitrage properties.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -27,22 +28,50 @@ from engine.pricing import (
 )
 
 
-def reference_price(
-    s: float, k: float, t: float, r: float, v: float, right: Right, q: float = 0.0
-) -> float:
-    d1 = (math.log(s / k) + (r - q + v * v / 2) * t) / (v * math.sqrt(t))
-    d2 = d1 - v * math.sqrt(t)
+@dataclass(frozen=True)
+class Case:
+    """One option's market inputs other than the right: S, K, T, r, sigma, q."""
+
+    s: float
+    k: float
+    t: float
+    r: float
+    v: float
+    q: float
+
+    def price(self, right: Right, **bump: float) -> float:
+        c = replace(self, **bump)
+        return bs_price(c.s, c.k, c.t, c.r, c.v, right, c.q)
+
+    def bounds(self, right: Right) -> tuple[float, float]:
+        return no_arbitrage_bounds(self.s, self.k, self.t, self.r, right, self.q)
+
+
+def reference_price(c: Case, right: Right) -> float:
+    """Black–Scholes–Merton written out on scipy's normal distribution."""
+    d1 = (math.log(c.s / c.k) + (c.r - c.q + c.v * c.v / 2) * c.t) / (c.v * math.sqrt(c.t))
+    d2 = d1 - c.v * math.sqrt(c.t)
+    fwd_spot, pv_strike = c.s * math.exp(-c.q * c.t), c.k * math.exp(-c.r * c.t)
     if right is Right.CALL:
-        return float(s * math.exp(-q * t) * norm.cdf(d1) - k * math.exp(-r * t) * norm.cdf(d2))
-    return float(k * math.exp(-r * t) * norm.cdf(-d2) - s * math.exp(-q * t) * norm.cdf(-d1))
+        return float(fwd_spot * norm.cdf(d1) - pv_strike * norm.cdf(d2))
+    return float(pv_strike * norm.cdf(-d2) - fwd_spot * norm.cdf(-d1))
 
 
-spots = st.floats(1.0, 1000.0)
-moneyness = st.floats(0.5, 2.0)
-times = st.floats(1 / 365, 3.0)
-rates = st.floats(-0.01, 0.10)
-vols = st.floats(0.05, 2.0)
-dividends = st.floats(0.0, 0.05)
+def cases(
+    times: tuple[float, float] = (1 / 365, 3.0), vols: tuple[float, float] = (0.05, 2.0)
+) -> st.SearchStrategy[Case]:
+    """Spot 1..1000, strike 0.5..2 x spot, rate -1..10 %, dividend 0..5 %."""
+    return st.builds(
+        lambda s, m, t, r, v, q: Case(s, s * m, t, r, v, q),
+        st.floats(1.0, 1000.0),
+        st.floats(0.5, 2.0),
+        st.floats(*times),
+        st.floats(-0.01, 0.10),
+        st.floats(*vols),
+        st.floats(0.0, 0.05),
+    )
+
+
 rights = st.sampled_from([Right.CALL, Right.PUT])
 
 
@@ -77,105 +106,81 @@ def test_greeks_is_frozen() -> None:
 # --- independent implementation --------------------------------------------------------
 
 
-@given(spots, moneyness, times, rates, vols, rights, dividends)
-def test_matches_scipy_reference(
-    s: float, m: float, t: float, r: float, v: float, right: Right, q: float
-) -> None:
-    k = s * m
-    ours = bs_price(s, k, t, r, v, right, q)
-    assert math.isclose(ours, reference_price(s, k, t, r, v, right, q), rel_tol=1e-9, abs_tol=1e-9)
+@given(cases(), rights)
+def test_matches_scipy_reference(c: Case, right: Right) -> None:
+    assert math.isclose(c.price(right), reference_price(c, right), rel_tol=1e-9, abs_tol=1e-9)
 
 
 # --- greeks against finite differences -----------------------------------------------
 
 
-@given(spots, moneyness, st.floats(0.05, 3.0), rates, st.floats(0.1, 1.0), rights, dividends)
-def test_greeks_match_finite_differences(
-    s: float, m: float, t: float, r: float, v: float, right: Right, q: float
-) -> None:
-    k = s * m
-    g = bs_greeks(s, k, t, r, v, right, q)
-
-    def px(s_: float = s, t_: float = t, r_: float = r, v_: float = v) -> float:
-        return bs_price(s_, k, t_, r_, v_, right, q)
-
-    hs, h = 1e-4 * s, 1e-5
-    delta = (px(s_=s + hs) - px(s_=s - hs)) / (2 * hs)
+@given(cases(times=(0.05, 3.0), vols=(0.1, 1.0)), rights)
+def test_greeks_match_finite_differences(c: Case, right: Right) -> None:
+    g = bs_greeks(c.s, c.k, c.t, c.r, c.v, right, c.q)
+    hs, h = 1e-4 * c.s, 1e-5
+    delta = (c.price(right, s=c.s + hs) - c.price(right, s=c.s - hs)) / (2 * hs)
     gamma = (
-        bs_greeks(s + hs, k, t, r, v, right, q).delta
-        - bs_greeks(s - hs, k, t, r, v, right, q).delta
+        bs_greeks(c.s + hs, c.k, c.t, c.r, c.v, right, c.q).delta
+        - bs_greeks(c.s - hs, c.k, c.t, c.r, c.v, right, c.q).delta
     ) / (2 * hs)
-    vega = (px(v_=v + h) - px(v_=v - h)) / (2 * h)
-    theta = -(px(t_=t + h) - px(t_=t - h)) / (2 * h)
-    rho = (px(r_=r + h) - px(r_=r - h)) / (2 * h)
+    vega = (c.price(right, v=c.v + h) - c.price(right, v=c.v - h)) / (2 * h)
+    theta = -(c.price(right, t=c.t + h) - c.price(right, t=c.t - h)) / (2 * h)
+    rho = (c.price(right, r=c.r + h) - c.price(right, r=c.r - h)) / (2 * h)
     assert math.isclose(g.delta, delta, abs_tol=1e-6)
-    assert math.isclose(g.gamma, gamma, rel_tol=1e-4, abs_tol=1e-6 / s)
-    assert math.isclose(g.vega, vega, rel_tol=1e-6, abs_tol=1e-6 * s)
-    assert math.isclose(g.theta, theta, rel_tol=1e-5, abs_tol=1e-5 * s)
-    assert math.isclose(g.rho, rho, rel_tol=1e-6, abs_tol=1e-6 * s)
+    assert math.isclose(g.gamma, gamma, rel_tol=1e-4, abs_tol=1e-6 / c.s)
+    assert math.isclose(g.vega, vega, rel_tol=1e-6, abs_tol=1e-6 * c.s)
+    assert math.isclose(g.theta, theta, rel_tol=1e-5, abs_tol=1e-5 * c.s)
+    assert math.isclose(g.rho, rho, rel_tol=1e-6, abs_tol=1e-6 * c.s)
 
 
 # --- no-arbitrage properties --------------------------------------------------------------
 
 
-@given(spots, moneyness, times, rates, vols, dividends)
-def test_put_call_parity(s: float, m: float, t: float, r: float, v: float, q: float) -> None:
-    k = s * m
-    call = bs_price(s, k, t, r, v, Right.CALL, q)
-    put = bs_price(s, k, t, r, v, Right.PUT, q)
-    forward_gap = s * math.exp(-q * t) - k * math.exp(-r * t)
-    assert abs((call - put) - forward_gap) <= 1e-9 * max(s, k)
+@given(cases())
+def test_put_call_parity(c: Case) -> None:
+    forward_gap = c.s * math.exp(-c.q * c.t) - c.k * math.exp(-c.r * c.t)
+    assert abs((c.price(Right.CALL) - c.price(Right.PUT)) - forward_gap) <= 1e-9 * max(c.s, c.k)
 
 
-@given(spots, moneyness, times, rates, vols, dividends, st.floats(1e-3, 0.5))
-def test_monotone_in_spot_strike_and_vol(
-    s: float, m: float, t: float, r: float, v: float, q: float, bump: float
-) -> None:
-    k = s * m
-    tol = 1e-12 * max(s, k)
-    call = bs_price(s, k, t, r, v, Right.CALL, q)
-    put = bs_price(s, k, t, r, v, Right.PUT, q)
+@given(cases(), st.floats(1e-3, 0.5))
+def test_monotone_in_spot_strike_and_vol(c: Case, bump: float) -> None:
+    tol = 1e-12 * max(c.s, c.k)
+    call, put = c.price(Right.CALL), c.price(Right.PUT)
     up = 1.0 + bump
-    assert bs_price(s * up, k, t, r, v, Right.CALL, q) >= call - tol
-    assert bs_price(s * up, k, t, r, v, Right.PUT, q) <= put + tol
-    assert bs_price(s, k * up, t, r, v, Right.CALL, q) <= call + tol
-    assert bs_price(s, k * up, t, r, v, Right.PUT, q) >= put - tol
-    assert bs_price(s, k, t, r, v * up, Right.CALL, q) >= call - tol
-    assert bs_price(s, k, t, r, v * up, Right.PUT, q) >= put - tol
+    assert c.price(Right.CALL, s=c.s * up) >= call - tol
+    assert c.price(Right.PUT, s=c.s * up) <= put + tol
+    assert c.price(Right.CALL, k=c.k * up) <= call + tol
+    assert c.price(Right.PUT, k=c.k * up) >= put - tol
+    assert c.price(Right.CALL, v=c.v * up) >= call - tol
+    assert c.price(Right.PUT, v=c.v * up) >= put - tol
 
 
-@given(spots, moneyness, times, rates, vols, dividends)
-def test_prices_within_no_arbitrage_bounds(
-    s: float, m: float, t: float, r: float, v: float, q: float
-) -> None:
-    k = s * m
-    tol = 1e-12 * max(s, k)
-    call = bs_price(s, k, t, r, v, Right.CALL, q)
-    put = bs_price(s, k, t, r, v, Right.PUT, q)
-    assert 0.0 <= call <= s * math.exp(-q * t)
-    assert 0.0 <= put <= k * math.exp(-r * t)
+@given(cases())
+def test_prices_within_no_arbitrage_bounds(c: Case) -> None:
+    tol = 1e-12 * max(c.s, c.k)
+    call, put = c.price(Right.CALL), c.price(Right.PUT)
+    assert 0.0 <= call <= c.s * math.exp(-c.q * c.t)
+    assert 0.0 <= put <= c.k * math.exp(-c.r * c.t)
     for right, px in ((Right.CALL, call), (Right.PUT, put)):
-        lower, upper = no_arbitrage_bounds(s, k, t, r, right, q)
+        lower, upper = c.bounds(right)
         assert lower - tol <= px <= upper + tol
 
 
 # --- implied vol -------------------------------------------------------------------------
 
 
-@given(spots, moneyness, times, rates, st.floats(0.01, 3.0), rights, dividends)
-def test_implied_vol_round_trips_the_price(
-    s: float, m: float, t: float, r: float, v: float, right: Right, q: float
-) -> None:
-    k = s * m
-    price = bs_price(s, k, t, r, v, right, q)
-    lower, upper = no_arbitrage_bounds(s, k, t, r, right, q)
+@given(cases(vols=(0.01, 3.0)), rights)
+def test_implied_vol_round_trips_the_price(c: Case, right: Right) -> None:
+    price = c.price(right)
+    lower, upper = c.bounds(right)
     # A price within float noise of a bound carries no information about vol.
-    assume(price - lower > 1e-9 * max(s, k) and upper - price > 1e-9 * max(s, k))
-    iv = implied_vol(price, s, k, t, r, right, q)
-    assert math.isclose(bs_price(s, k, t, r, iv, right, q), price, rel_tol=1e-10, abs_tol=1e-12 * s)
-    vega = bs_greeks(s, k, t, r, v, right, q).vega
-    if vega > 1e-3 * s:  # vol is well determined by the price
-        assert math.isclose(iv, v, rel_tol=1e-7)
+    noise = 1e-9 * max(c.s, c.k)
+    assume(price - lower > noise and upper - price > noise)
+    iv = implied_vol(price, c.s, c.k, c.t, c.r, right, c.q)
+    assert math.isclose(c.price(right, v=iv), price, rel_tol=1e-10, abs_tol=1e-12 * c.s)
+    vega = bs_greeks(c.s, c.k, c.t, c.r, c.v, right, c.q).vega
+    if vega > 1e-3 * c.s:  # vol is well determined by the price
+        assert math.isclose(iv, c.v, rel_tol=1e-7)
 
 
 def test_implied_vol_golden() -> None:
@@ -281,18 +286,17 @@ def test_rights_given_as_plain_strings_work() -> None:
 # --- vectorised version ---------------------------------------------------------------------
 
 
-@given(
-    st.lists(st.tuples(spots, moneyness, times, rates, vols, st.booleans(), dividends), min_size=1)
-)
-def test_array_version_matches_scalar(
-    rows: list[tuple[float, float, float, float, float, bool, float]],
-) -> None:
-    s, m, t, r, v, call, q = (np.array(col) for col in zip(*rows, strict=True))
-    got = bs_price_array(s, s * m, t, r, v, call, q)
-    for i, row in enumerate(rows):
-        right = Right.CALL if row[5] else Right.PUT
-        want = bs_price(row[0], row[0] * row[1], row[2], row[3], row[4], right, row[6])
-        assert math.isclose(float(got[i]), want, rel_tol=1e-9, abs_tol=1e-9)
+@given(st.lists(st.tuples(cases(), rights), min_size=1))
+def test_array_version_matches_scalar(rows: list[tuple[Case, Right]]) -> None:
+    def column(name: str) -> np.ndarray:
+        return np.array([getattr(c, name) for c, _ in rows])
+
+    calls = np.array([right is Right.CALL for _, right in rows])
+    got = bs_price_array(
+        column("s"), column("k"), column("t"), column("r"), column("v"), calls, column("q")
+    )
+    for i, (c, right) in enumerate(rows):
+        assert math.isclose(float(got[i]), c.price(right), rel_tol=1e-9, abs_tol=1e-9)
 
 
 def test_array_version_broadcasts_and_validates() -> None:

@@ -63,6 +63,11 @@ def goog_quotes() -> pl.DataFrame:
     )
 
 
+@pytest.fixture(scope="module")
+def goog_contracts(goog_quotes: pl.DataFrame) -> list[tuple[date, str, float]]:
+    return goog_quotes.select("expiry", "right", "strike").unique(maintain_order=True).rows()
+
+
 # --- the port and the scenarios -----------------------------------------------------
 
 
@@ -395,11 +400,14 @@ def _assert_matches_reference(last: float, ts: datetime, as_of: datetime) -> Non
 
 @given(minute=st.integers(min_value=0, max_value=240), pick=st.integers(min_value=0))
 def test_goog_option_quotes_are_never_from_the_future(
-    goog: ReplayMarketData, goog_quotes: pl.DataFrame, minute: int, pick: int
+    goog: ReplayMarketData,
+    goog_quotes: pl.DataFrame,
+    goog_contracts: list[tuple[date, str, float]],
+    minute: int,
+    pick: int,
 ) -> None:
     as_of = et(2015, 12, 24, 9, 30) + timedelta(minutes=minute, seconds=pick % 60)
-    keys = goog_quotes.select("expiry", "right", "strike").unique(maintain_order=True)
-    expiry, right, strike = keys.row(pick % len(keys))
+    expiry, right, strike = goog_contracts[pick % len(goog_contracts)]
     contract = OptionContract("GOOG", expiry, strike, Right.CALL if right == "C" else Right.PUT)
     quote = run(goog.option_quote(contract, as_of))
     assert quote.ts <= as_of
