@@ -14,10 +14,10 @@ Every definition follows TA-Lib (the reference the tests compare against):
 - `linreg(x, n)`: the endpoint of the least-squares line through the last n values.
 
 Batch functions return arrays as long as their input, NaN where the indicator is not yet
-defined (the warm-up); a window that contains a NaN gives NaN. Inputs are expected to be
-finite, with high >= low. The incremental classes (`EmaState`, `AtrState`,
-`RollingWindow`, `IndicatorSet`) give the same numbers as the batch functions on the same
-series, bar by bar.
+defined (the warm-up). Inputs are expected to be finite, with high >= low; a NaN input
+makes every window that holds it NaN, and every later EMA or ATR value. The incremental
+classes (`EmaState`, `AtrState`, `RollingWindow`, `IndicatorSet`) give the same numbers as
+the batch functions on the same series, bar by bar.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any, Final
 
@@ -72,20 +72,26 @@ def _bars(
 # ---------------------------------------------------------------- sliding windows
 
 # Windowed statistics are folded by doubling (windows of 1, 2, 4, ... elements, then the
-# binary digits of n): O(N log n) whole-array operations, each window a short tree of
-# operations (no running total whose rounding drifts with the series length). The series
-# is processed in chunks so those operations run on cache-sized arrays.
-_CHUNK: Final = 32_768
+# binary digits of n): O(N log n) whole-array operations and no Python loop over bars;
+# each window is a short tree of operations, with no running total whose rounding drifts
+# with the series length. The series goes through in chunks, so those operations work on
+# small arrays that stay in cache.
+_CHUNK: Final = 16_384
+_SMOOTH_CHUNK: Final = 65_536
 
+_PHASES: Final = 4  # _smooth_chunk's decimation
 Parts = tuple[FloatArray, ...]
+Values = Callable[[int, int], FloatArray]
+Outputs = tuple[npt.NDArray[Any], ...]
 Merge = Callable[[Parts, Parts, int, int], Parts]
-Kernel = Callable[[Parts], tuple[npt.NDArray[Any], ...]]
+Kernel = Callable[[Parts, Outputs], None]
 
 
 def _window_fold(leaf: Parts, n: int, merge: Merge) -> Parts:
     """Fold every window of n consecutive elements: result[i][j] covers leaf[i][j : j + n].
 
     `merge(a, b, size_a, size_b)` combines the folds of two adjacent windows, a first.
+    For n > 1 the results are new arrays that the caller may change in place.
     """
     length = leaf[0].size - n + 1
     acc: Parts | None = None
@@ -100,7 +106,7 @@ def _window_fold(leaf: Parts, n: int, merge: Merge) -> Parts:
         block = merge(tuple(a[:-size] for a in block), tuple(a[size:] for a in block), size, size)
         size *= 2
     assert acc is not None
-    return acc if n > 1 else tuple(a.copy() for a in acc)  # callers may work in place
+    return acc
 
 
 def _merge_sum(a: Parts, b: Parts, size_a: int, size_b: int) -> Parts:
@@ -116,30 +122,35 @@ def _merge_min(a: Parts, b: Parts, size_a: int, size_b: int) -> Parts:
 
 
 def _merge_moments(a: Parts, b: Parts, size_a: int, size_b: int) -> Parts:
-    """(sum, M2 = Σ(x − mean)²) of two adjacent windows combined (Chan et al.): stable,
-    and exactly 0 for a constant window."""
+    """(Σx, M2 = Σ(x − mean)²) of two adjacent windows combined (Chan et al.): no
+    cancellation, and exactly 0 for a constant window. A 1-element window's M2 is 0 and
+    is not read (the leaf may hold anything there)."""
     if size_a == size_b:
-        d = b[0] - a[0]
-        scale = 1.0 / (2.0 * size_a)
+        m2 = b[0] - a[0]
+        scale = 0.5 / size_a
     else:
-        d = b[0] * size_a - a[0] * size_b
+        m2 = b[0] * size_a - a[0] * size_b
         scale = 1.0 / (size_a * size_b * (size_a + size_b))
-    d *= d
-    d *= scale
-    d += a[1]
-    d += b[1]
-    return a[0] + b[0], d
+    m2 *= m2
+    m2 *= scale
+    if size_a > 1:
+        m2 += a[1]
+    if size_b > 1:
+        m2 += b[1]
+    return a[0] + b[0], m2
 
 
 def _merge_ramp(a: Parts, b: Parts, size_a: int, size_b: int) -> Parts:
-    """(Σ y, Σ k·y with k = 0 at the window's oldest element) of two windows combined."""
-    return a[0] + b[0], a[1] + b[1] + size_a * b[0]
-
-
-def _linreg_coefficients(n: int) -> tuple[float, float]:
-    """(α, β) with α·Σy + β·Σk·y = the least-squares line's value at the newest point
-    (k = 0 oldest .. n−1 newest): weight of y_k is 1/n + 6(k − (n−1)/2)/(n(n+1))."""
-    return 2.0 * (2.0 - n) / (n * (n + 1.0)), 6.0 / (n * (n + 1.0))
+    """(Σy, Σk·y with k = 0 at the window's oldest element) of two adjacent windows
+    combined. A 1-element window's Σk·y is 0 and is not read."""
+    if size_a == 1:
+        ramp = b[0] if size_b == 1 else b[0] + b[1]
+    else:
+        ramp = b[0] * size_a
+        ramp += a[1]
+        if size_b > 1:
+            ramp += b[1]
+    return a[0] + b[0], ramp
 
 
 def _rolling(
@@ -148,108 +159,186 @@ def _rolling(
     """Run `kernel` chunk by chunk over aligned inputs; return full-length outputs.
 
     The kernel gets slices of the inputs (its chunk plus the window−1 values before it)
-    and returns one value per complete window for each output. Outputs are NaN (False
-    for bool) before index window−1.
+    and writes one value per complete window into slices of the outputs. Outputs are NaN
+    (False for bool) before index window−1.
     """
     size = inputs[0].size
-    outs = [np.empty(size, dtype=dtype) for dtype in dtypes]
+    outs: list[npt.NDArray[Any]] = [np.empty(size, dtype=dtype) for dtype in dtypes]
     lead = min(window - 1, size)
     for out in outs:
         out[:lead] = False if out.dtype == np.bool_ else np.nan
     step = max(_CHUNK, 4 * window)
     for start in range(window - 1, size, step):
         stop = min(start + step, size)
-        results = kernel(tuple(x[start - window + 1 : stop] for x in inputs))
-        for out, result in zip(outs, results, strict=True):
-            out[start:stop] = result
+        kernel(
+            tuple(x[start - window + 1 : stop] for x in inputs),
+            tuple(out[start:stop] for out in outs),
+        )
     return outs
 
 
-def _sum_kernel(n: int, inputs: Parts) -> Parts:
-    return (_window_fold(inputs, n, _merge_sum)[0] / n,)
+def _sum_kernel(n: int, inputs: Parts, outs: Outputs) -> None:
+    np.divide(_window_fold(inputs, n, _merge_sum)[0], n, out=outs[0])
 
 
-def _max_kernel(n: int, inputs: Parts) -> Parts:
-    return _window_fold(inputs, n, _merge_max)
+def _max_kernel(n: int, inputs: Parts, outs: Outputs) -> None:
+    outs[0][:] = _window_fold(inputs, n, _merge_max)[0]
 
 
-def _min_kernel(n: int, inputs: Parts) -> Parts:
-    return _window_fold(inputs, n, _merge_min)
+def _min_kernel(n: int, inputs: Parts, outs: Outputs) -> None:
+    outs[0][:] = _window_fold(inputs, n, _merge_min)[0]
 
 
-def _mean_std(x: FloatArray, n: int) -> tuple[FloatArray, FloatArray]:
-    """Mean and population standard deviation of every window x[j : j + n]."""
-    total, m2 = _window_fold((x, np.zeros_like(x)), n, _merge_moments)
+def _mean_std(x: FloatArray, n: int, mean: FloatArray) -> FloatArray:
+    """Mean (written into `mean`) and population standard deviation (returned, a new
+    array) of every window x[j : j + n]."""
+    if n == 1:
+        mean[:] = x
+        return np.zeros(x.size)
+    total, m2 = _window_fold((x, x), n, _merge_moments)
+    np.divide(total, n, out=mean)
     m2 /= n
-    total /= n
-    return total, np.sqrt(m2, out=m2)
+    return np.sqrt(m2, out=m2)
 
 
-def _std_kernel(n: int, inputs: Parts) -> Parts:
-    return (_mean_std(inputs[0], n)[1],)
+def _std_kernel(n: int, inputs: Parts, outs: Outputs) -> None:
+    outs[0][:] = _mean_std(inputs[0], n, np.empty(outs[0].size))
 
 
-def _bollinger_kernel(n: int, k: float, inputs: Parts) -> Parts:
-    mean, std = _mean_std(inputs[0], n)
-    std *= k
-    return mean + std, mean, mean - std
+def _bollinger_kernel(n: int, k: float, inputs: Parts, outs: Outputs) -> None:
+    upper, middle, lower = outs
+    width = _mean_std(inputs[0], n, middle)
+    width *= k
+    np.add(middle, width, out=upper)
+    np.subtract(middle, width, out=lower)
 
 
-def _linreg(y: FloatArray, n: int) -> FloatArray:
-    total, ramp = _window_fold((y, np.zeros_like(y)), n, _merge_ramp)
+def _linreg_coefficients(n: int) -> tuple[float, float]:
+    """(α, β) with α·Σy + β·Σk·y = the least-squares line's value at the newest point
+    (k = 0 oldest .. n−1 newest): the weight of y_k is 1/n + 6(k − (n−1)/2)/(n(n+1))."""
+    return 2.0 * (2.0 - n) / (n * (n + 1.0)), 6.0 / (n * (n + 1.0))
+
+
+def _linreg_into(y: FloatArray, n: int, out: FloatArray) -> None:
+    if n == 1:
+        out[:] = y
+        return
+    total, ramp = _window_fold((y, y), n, _merge_ramp)
     alpha, beta = _linreg_coefficients(n)
+    np.multiply(ramp, beta, out=out)
     total *= alpha
-    ramp *= beta
-    return total + ramp
+    out += total
 
 
-def _linreg_kernel(n: int, inputs: Parts) -> Parts:
-    return (_linreg(inputs[0], n),)
+def _linreg_kernel(n: int, inputs: Parts, outs: Outputs) -> None:
+    _linreg_into(inputs[0], n, outs[0])
 
 
-def _true_range_kernel(inputs: Parts) -> Parts:
-    high, low, close = (x[1:] for x in inputs)
-    prev = inputs[2][:-1]
-    return (np.maximum(high, prev) - np.minimum(low, prev),)
-
-
-def _momentum_kernel(n: int, inputs: Parts) -> Parts:
-    """Window 2n−1: LINEARREG(n) of close − ((highest high + lowest low)/2 + SMA)/2."""
+def _true_range_kernel(inputs: Parts, outs: Outputs) -> None:
     high, low, close = inputs
-    donchian = _window_fold((high,), n, _merge_max)[0]
-    donchian += _window_fold((low,), n, _merge_min)[0]
-    donchian /= 2.0
-    donchian += _window_fold((close,), n, _merge_sum)[0] / n
-    donchian /= 2.0
-    return (_linreg(close[n - 1 :] - donchian, n),)
+    prev, out = close[:-1], outs[0]
+    np.maximum(high[1:], prev, out=out)
+    out -= np.minimum(low[1:], prev)
 
 
-def _squeeze_kernel(n: int, inputs: Parts) -> tuple[npt.NDArray[Any], ...]:
-    """Window n over (close, EMA n, ATR n): Bollinger, Keltner outer bands, squeeze on."""
-    close, kc_middle, kc_atr = inputs
-    bb_upper, bb_middle, bb_lower = _bollinger_kernel(n, BB_MULT, (close,))
-    kc_width = KC_MULT * kc_atr[n - 1 :]
-    kc_upper = kc_middle[n - 1 :] + kc_width
-    kc_lower = kc_middle[n - 1 :] - kc_width
-    on = (bb_upper < kc_upper) & (bb_lower > kc_lower)
-    return bb_upper, bb_middle, bb_lower, kc_upper, kc_lower, on
+def _momentum_kernel(n: int, inputs: Parts, outs: Outputs) -> None:
+    """Window 2n−1 over (high, low, close, SMA n of close): LINEARREG(n) of
+    close − ((highest high + lowest low)/2 + SMA)/2."""
+    high, low, close, mean = inputs
+    delta = _window_fold((high,), n, _merge_max)[0] if n > 1 else high.copy()
+    delta += _window_fold((low,), n, _merge_min)[0]
+    delta *= 0.5
+    delta += mean[n - 1 :]
+    delta *= 0.5
+    np.subtract(close[n - 1 :], delta, out=delta)
+    _linreg_into(delta, n, outs[0])
 
 
-def _smooth(x: FloatArray, n: int, alpha: float, lead: int = 0) -> FloatArray:
-    """Seeded exponential smoothing: SMA of x[:n] at index n-1, then y = αx + (1−α)y.
+def _squeeze_kernel(n: int, inputs: Parts, outs: Outputs) -> None:
+    """Window n over (close, EMA n, ATR n): Bollinger bands, the Keltner upper band and
+    squeeze on. The ATR slice is overwritten with the Keltner lower band (the caller
+    hands over that buffer, which saves a full-length temporary)."""
+    close, kc_middle, kc_width = inputs[0], inputs[1][n - 1 :], inputs[2][n - 1 :]
+    bb_upper, bb_middle, bb_lower, kc_upper, on = outs
+    _bollinger_kernel(n, BB_MULT, (close,), (bb_upper, bb_middle, bb_lower))
+    kc_width *= KC_MULT
+    np.add(kc_middle, kc_width, out=kc_upper)
+    np.subtract(kc_middle, kc_width, out=kc_width)
+    np.less(bb_upper, kc_upper, out=on)
+    on &= bb_lower > kc_width
 
-    The result has `lead` extra NaNs in front (so it aligns with a longer series).
+
+def _smooth(values: Values, size: int, n: int, alpha: float, lead: int = 0) -> FloatArray:
+    """Seeded exponential smoothing of a series of `size` values, which `values(start,
+    stop)` hands out a slice at a time: the SMA of the first n values at index n−1, then
+    y = αx + (1−α)y. The result has `lead` extra NaNs in front (to align it with a
+    longer series).
     """
-    out = np.empty(x.size + lead)
-    out[: lead + min(n - 1, x.size)] = np.nan
-    if x.size < n:
+    out = np.empty(size + lead)
+    out[: lead + min(n - 1, size)] = np.nan
+    if size < n:
         return out
-    seed = float(np.sum(x[:n])) / n
-    out[lead + n - 1] = seed
-    if x.size > n:
-        zi = np.array([(1.0 - alpha) * seed])
-        out[lead + n :] = lfilter([alpha], [1.0, alpha - 1.0], x[n:], zi=zi)[0]
+    y = float(np.sum(values(0, n))) / n
+    out[lead + n - 1] = y
+    for start in range(n, size, _SMOOTH_CHUNK):
+        stop = min(start + _SMOOTH_CHUNK, size)
+        y = _smooth_chunk(values(start, stop), alpha, y, out[lead + start : lead + stop])
     return out
+
+
+def _smooth_chunk(x: FloatArray, alpha: float, y: float, out: FloatArray) -> float:
+    """Continue y = αx + (1−α)y over x from the previous value y, into out; return the
+    last value.
+
+    lfilter's per-sample cost dominates a plain call, so the recursion runs only on every
+    _PHASES-th value, y_t = (1−α)^P·y_(t−P) + Σ_k α(1−α)^k·x_(t−k) (k < P), and the
+    values in between are filled in by P−1 whole-array steps of the plain recursion.
+    """
+    decay = 1.0 - alpha
+    blocks = x.size // _PHASES
+    head = blocks * _PHASES
+    if blocks:
+        xs = x[:head].reshape(blocks, _PHASES)
+        ys = out[:head].reshape(blocks, _PHASES)
+        step = xs[:, _PHASES - 1] * alpha
+        for k in range(_PHASES - 1):
+            step += xs[:, k] * (alpha * decay ** (_PHASES - 1 - k))
+        gain = decay**_PHASES
+        ends = lfilter([1.0], [1.0, -gain], step, zi=np.array([gain * y]))[0]
+        before = np.empty(blocks)
+        before[0], before[1:] = y, ends[:-1]
+        for k in range(_PHASES - 1):
+            before *= decay
+            before += alpha * xs[:, k]
+            ys[:, k] = before
+        ys[:, _PHASES - 1] = ends
+        y = float(ends[-1])
+    if head < x.size:
+        out[head:] = lfilter([alpha], [1.0, -decay], x[head:], zi=np.array([decay * y]))[0]
+        y = float(out[-1])
+    return y
+
+
+def _slice_of(x: FloatArray) -> Values:
+    return lambda start, stop: x[start:stop]
+
+
+def _true_ranges(high: FloatArray, low: FloatArray, close: FloatArray) -> Values:
+    """The true ranges of bars 1, 2, ... (bar 0 has none), a slice at a time."""
+
+    def values(start: int, stop: int) -> FloatArray:
+        prev = close[start:stop]
+        tr = np.maximum(high[start + 1 : stop + 1], prev)
+        tr -= np.minimum(low[start + 1 : stop + 1], prev)
+        return tr
+
+    return values
+
+
+def _atr(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> FloatArray:
+    if close.size == 0:
+        return np.empty(0)
+    return _smooth(_true_ranges(high, low, close), close.size - 1, n, 1.0 / n, lead=1)
 
 
 # ---------------------------------------------------------------- batch indicators
@@ -264,7 +353,8 @@ def sma(x: npt.ArrayLike, n: int) -> FloatArray:
 def ema(x: npt.ArrayLike, n: int) -> FloatArray:
     """EMA(n) as TA-Lib: seeded with SMA(x[:n]) at index n-1, alpha = 2/(n+1)."""
     n = _period(n)
-    return _smooth(_series(x), n, 2.0 / (n + 1.0))
+    arr = _series(x)
+    return _smooth(_slice_of(arr), arr.size, n, 2.0 / (n + 1.0))
 
 
 def highest(x: npt.ArrayLike, n: int) -> FloatArray:
@@ -303,9 +393,7 @@ def true_range(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) ->
 def atr(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, n: int = 14) -> FloatArray:
     """TA-Lib ATR: Wilder smoothing (alpha = 1/n) of the true range, seeded with the mean
     of the true ranges at 1..n; first value at index n."""
-    n = _period(n)
-    tr = true_range(high, low, close)
-    return _smooth(tr[1:], n, 1.0 / n, lead=1) if tr.size else tr
+    return _atr(*_bars(high, low, close), _period(n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,8 +429,9 @@ def squeeze_momentum(
 ) -> FloatArray:
     """TTM Squeeze momentum: LINEARREG(n) of close − ((highest high n + lowest low n)/2 +
     SMA n)/2. First defined at index 2(n−1)."""
+    h, lo, c = _bars(high, low, close)
     n = _period(n)
-    return _rolling(partial(_momentum_kernel, n), _bars(high, low, close), 2 * n - 1)[0]
+    return _rolling(partial(_momentum_kernel, n), (h, lo, c, sma(c, n)), 2 * n - 1)[0]
 
 
 def squeeze_on(bb: Bands, kc: Bands) -> BoolArray:
@@ -364,6 +453,7 @@ def ttm_squeeze(
     low: npt.ArrayLike,
     close: npt.ArrayLike,
     n: int = 20,
+    *,
     bb_mult: float = 2.0,
     kc_mult: float = 1.5,
 ) -> Squeeze:
@@ -398,28 +488,34 @@ class IndicatorArrays:
     momentum: FloatArray
 
     def __post_init__(self) -> None:
-        for name in self.__slots__:
-            getattr(self, name).setflags(write=False)
+        for field in fields(self):
+            getattr(self, field.name).setflags(write=False)
 
 
 def compute_indicators(
     high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike
 ) -> IndicatorArrays:
     """EMA 8/13/21/48/200, ATR 14, Bollinger 20/2, Keltner 20/1.5, TTM squeeze on/off and
-    momentum over whole arrays (the true range is computed once for both ATRs)."""
+    momentum over whole arrays. The true range serves both ATRs, and Bollinger's middle
+    line is the momentum's SMA 20."""
     h, lo, c = _bars(high, low, close)
     n = SQUEEZE_PERIOD
-    tr = true_range(h, lo, c)[1:]
     kc_middle = ema(c, n)
-    bb_upper, bb_middle, bb_lower, kc_upper, kc_lower, on = _rolling(
+    kc_lower = _atr(h, lo, c, n)  # ATR 20 until the squeeze kernel turns it into the band
+    bb_upper, bb_middle, bb_lower, kc_upper, on = _rolling(
         partial(_squeeze_kernel, n),
-        (c, kc_middle, _smooth(tr, n, 1.0 / n, lead=1)),
+        (c, kc_middle, kc_lower),
         n,
-        (np.float64,) * 5 + (np.bool_,),
+        (np.float64,) * 4 + (np.bool_,),
     )
+    ema8, ema13, ema21, ema48, ema200 = (ema(c, p) for p in EMA_PERIODS)
     return IndicatorArrays(
-        *(ema(c, p) for p in EMA_PERIODS),
-        atr14=_smooth(tr, ATR_PERIOD, 1.0 / ATR_PERIOD, lead=1),
+        ema8=ema8,
+        ema13=ema13,
+        ema21=ema21,
+        ema48=ema48,
+        ema200=ema200,
+        atr14=_atr(h, lo, c, ATR_PERIOD),
         bb_upper=bb_upper,
         bb_middle=bb_middle,
         bb_lower=bb_lower,
@@ -427,7 +523,7 @@ def compute_indicators(
         kc_middle=kc_middle,
         kc_lower=kc_lower,
         squeeze_on=on,
-        momentum=_rolling(partial(_momentum_kernel, n), (h, lo, c), 2 * n - 1)[0],
+        momentum=_rolling(partial(_momentum_kernel, n), (h, lo, c, bb_middle), 2 * n - 1)[0],
     )
 
 
@@ -442,7 +538,9 @@ class EmaState:
 
     def __init__(self, n: int, alpha: float | None = None) -> None:
         self.n = _period(n)
-        self._alpha = 2.0 / (self.n + 1.0) if alpha is None else alpha
+        self._alpha = 2.0 / (self.n + 1.0) if alpha is None else float(alpha)
+        if not 0.0 < self._alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
         self._decay = 1.0 - self._alpha
         self._count = 0
         self._seed_sum = 0.0
@@ -556,7 +654,7 @@ class IndicatorSet:
 
     def update(self, high: float, low: float, close: float) -> IndicatorSnapshot:
         """Feed one bar (in time order); return every indicator as of that bar."""
-        emas = [state.update(close) for state in self._emas]
+        ema8, ema13, ema21, ema48, ema200 = (state.update(close) for state in self._emas)
         self._closes.push(close)
         self._highs.push(high)
         self._lows.push(low)
@@ -568,7 +666,11 @@ class IndicatorSet:
         donchian_mid = (self._highs.highest() + self._lows.lowest()) / 2.0
         self._deltas.push(close - (donchian_mid + mean) / 2.0)
         return IndicatorSnapshot(
-            *emas,
+            ema8=ema8,
+            ema13=ema13,
+            ema21=ema21,
+            ema48=ema48,
+            ema200=ema200,
             atr14=self._atr.update(high, low, close),
             bb_upper=bb_upper,
             bb_middle=mean,

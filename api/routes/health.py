@@ -13,6 +13,12 @@ from api.deps import get_backend
 router = APIRouter()
 
 
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """Liveness of the HTTP front door alone (no actor call): for load balancers."""
+    return {"status": "alive"}
+
+
 @router.get("/health")
 async def health(backend: Annotated[ActorBackend, Depends(get_backend)]) -> JSONResponse:
     components = await backend.health()
