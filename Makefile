@@ -1,11 +1,13 @@
 # The README's two commands: `make run` and `make test`. Both create the venv if missing.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test install lint typecheck unit integration bench-smoke bench clean
+.PHONY: run test install lint typecheck unit integration e2e bench-smoke bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +20,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/tandem run $(ARGS)
 
-test: install lint typecheck unit integration bench-smoke
+test: install lint typecheck unit integration e2e bench-smoke
 
 lint:
 	$(BIN)/ruff check .
@@ -35,12 +37,20 @@ unit:
 integration:
 	$(BIN)/pytest -q tests/integration
 
+# Whole processes as a user runs them (`tandem run`, a writer killed mid-append): each
+# starts what it needs itself, so they run after the shared Ray session has stopped.
+e2e:
+	$(BIN)/pytest -q tests/e2e
+
+BENCHES := $(filter-out bench/__init__.py bench/loadgen.py,$(wildcard bench/*.py))
+
 # A smoke run of every benchmark on tiny inputs (figures are not checked here).
 bench-smoke:
-	@for b in bench/*.py; do echo "== $$b --smoke"; $(BIN)/python $$b --smoke || exit 1; done
+	@for b in $(BENCHES); do echo "== $$b --smoke"; $(BIN)/python $$b --smoke | tail -n 1 || exit 1; done
 
+# The full benchmarks; each prints its figures as one JSON line at the end.
 bench:
-	@for b in bench/*.py; do echo "== $$b"; nice -n 5 $(BIN)/python $$b || exit 1; done
+	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

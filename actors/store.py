@@ -60,7 +60,8 @@ class StoreActor:
         return await self.health()
 
     async def write(self, request: WriteRequest) -> WriteResult:
-        await self.start()
+        if not self._started:
+            await self.start()
         return await self._store.write(request)
 
     async def write_alone(self, request: WriteRequest) -> WriteResult:

@@ -18,12 +18,12 @@ NAMESPACE = "tandem"
 STORE_NAME = "tandem-store"
 HEAD_NODE_RESOURCE = "node:__internal_head__"
 
-RemoteStoreActor = ray.remote(StoreActor)
+RemoteStoreActor: Any = ray.remote(StoreActor)
 
 
 def start_store(settings: Settings, timeout_s: float = 60.0) -> Any:
     """Create (or find) the named Store actor and wait until its database is open."""
-    handle = RemoteStoreActor.options(  # type: ignore[attr-defined]
+    handle = RemoteStoreActor.options(
         name=STORE_NAME,
         namespace=NAMESPACE,
         get_if_exists=True,

@@ -57,9 +57,7 @@ class ActorBackend:
             "api": api,
             "ray": ray_status,
             "store": ComponentStatus(bool(report["store"]["ok"]), report["store"], now),
-            "event_log": ComponentStatus(
-                bool(report["event_log"]["ok"]), report["event_log"], now
-            ),
+            "event_log": ComponentStatus(bool(report["event_log"]["ok"]), report["event_log"], now),
         }
 
     async def _ray_status(self) -> ComponentStatus:

@@ -125,7 +125,7 @@ def _stop(runtime: dict[str, Any]) -> None:
     from actors.system import stop_store
 
     try:
-        serve.shutdown()
+        serve.shutdown()  # type: ignore[no-untyped-call]
         if "store" in runtime:
             stop_store(runtime["store"])
     finally:

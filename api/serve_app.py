@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
+
 from fastapi import FastAPI
 from ray import serve
 
@@ -59,7 +61,7 @@ def deploy(host: str, port: int, ingress: str, environ: dict[str, str]) -> None:
     """Start Serve and the API deployment; returns when the app is running."""
     proxy_port = port if ingress == "proxy" else free_port(host)
     serve.start(http_options={"host": host, "port": proxy_port})
-    deployment = serve.deployment(
+    deployment: Any = serve.deployment(
         Ingress,
         name="api",
         num_replicas=1,
@@ -74,4 +76,3 @@ def deploy(host: str, port: int, ingress: str, environ: dict[str, str]) -> None:
 def tandem_environ() -> dict[str, str]:
     """The TANDEM_* variables the replicas need to build the same Settings."""
     return {k: v for k, v in os.environ.items() if k.startswith("TANDEM_")}
-

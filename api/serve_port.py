@@ -17,7 +17,8 @@ from typing import Any
 def allow_port_reuse_after_restart() -> None:
     from ray.serve._private import replica
 
-    original = replica.start_asgi_http_server
+    module: Any = replica
+    original = module.start_asgi_http_server
     if getattr(original, "_tandem_reuse", False):
         return
 
@@ -25,5 +26,5 @@ def allow_port_reuse_after_restart() -> None:
         kwargs["enable_so_reuseport"] = True
         return await original(app, options, **kwargs)
 
-    start_with_reuse._tandem_reuse = True  # type: ignore[attr-defined]
-    replica.start_asgi_http_server = start_with_reuse
+    setattr(start_with_reuse, "_tandem_reuse", True)  # noqa: B010
+    module.start_asgi_http_server = start_with_reuse

@@ -42,7 +42,9 @@ def serve_baseline(port: int) -> None:
 
 def load(port: int, seconds: float, connections: int) -> None:
     request = build_request("GET", "/livez", f"127.0.0.1:{port}")
-    result = asyncio.run(run_load("127.0.0.1", port, [request], connections, seconds))
+    result = asyncio.run(
+        run_load("127.0.0.1", port, [request], connections=connections, duration_s=seconds)
+    )
     out = {
         "per_s": round(result.per_s),
         "p50_ms": round(result.percentile(50), 2),

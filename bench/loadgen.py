@@ -63,6 +63,7 @@ async def run_load(
     host: str,
     port: int,
     requests: list[bytes],
+    *,
     connections: int,
     duration_s: float,
     max_requests: int | None = None,

@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.events import Event  # noqa: E402
-from storage.writes import Insert  # noqa: E402
+from engine.events import Event
+from storage.writes import Insert
 
 T0 = datetime(2024, 1, 2, tzinfo=UTC)
 

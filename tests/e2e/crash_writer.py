@@ -26,7 +26,9 @@ async def main(db: Path, events: Path) -> None:
     i = 0
     while True:
         batch = [
-            AppendEvents((Event("crash_probe", "test", clock.now(), {"i": i + k, "pad": "x" * 200}),))
+            AppendEvents(
+                (Event("crash_probe", "test", clock.now(), {"i": i + k, "pad": "x" * 200}),)
+            )
             for k in range(16)
         ]
         i += 16

@@ -11,7 +11,7 @@ from tests.integration.conftest import RAY_TIMEOUT_S, RaySession
 class Raiser:
     def raise_it(self, kind: str) -> None:
         if kind == "conflict":
-            raise Conflict("duplicate_key", {"table": "orders", "columns": ["client_order_id"]})
+            raise Conflict("duplicate_key", {"table": "orders", "columns": ["client_id"]})
         if kind == "rate":
             raise RateLimited("rate_limited", {"limit": 8}, retry_after=7.5)
         if kind == "retry":
@@ -25,7 +25,10 @@ class Raiser:
         (
             "conflict",
             Conflict,
-            {"code": "duplicate_key", "detail": {"table": "orders", "columns": ["client_order_id"]}},
+            {
+                "code": "duplicate_key",
+                "detail": {"table": "orders", "columns": ["client_id"]},
+            },
         ),
         ("rate", RateLimited, {"code": "rate_limited", "detail": {"limit": 8}, "retry_after": 7.5}),
         ("retry", Retryable, {"message": "vendor timed out", "retry_after": 2.0}),

@@ -87,7 +87,9 @@ def test_dedupe_window_is_sixty_seconds_of_event_time_and_survives_restart(
     at_59 = T0 + timedelta(seconds=59)
     again = with_store(db, lambda s: s.write(signal_request(received_at=at_59)))
     assert again.duplicate_of == first.ids[0]  # found in the database after a restart
-    later = with_store(db, lambda s: s.write(signal_request(received_at=T0 + timedelta(seconds=61))))
+    later = with_store(
+        db, lambda s: s.write(signal_request(received_at=T0 + timedelta(seconds=61)))
+    )
     assert later.duplicate_of is None and later.ids == (first.ids[0] + 1,)
     other_bar = with_store(db, lambda s: s.write(signal_request(bar_minute=1, received_at=at_59)))
     assert other_bar.duplicate_of is None

@@ -27,7 +27,7 @@ def test_time_never_moves_backwards() -> None:
 
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ClockError, match="naive"):
-        SimClock(datetime(2013, 10, 7, 9, 30))  # noqa: DTZ001
+        SimClock(datetime(2013, 10, 7, 9, 30))
 
 
 def test_deadlines_fire_in_time_order_with_now_at_each_deadline() -> None:

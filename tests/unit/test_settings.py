@@ -66,3 +66,18 @@ def test_secrets_never_show_in_repr_public_view_or_errors() -> None:
         load_settings({"TANDEM_JWT_SECRET": ["not", "a", "string"]})  # type: ignore[dict-item]
     assert "(got **********)" in info.value.message
     assert "'a'" not in info.value.message
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    from pathlib import Path
+
+    from engine.settings import ENV_PREFIX, Settings
+
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    documented = {
+        line.split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line.startswith(ENV_PREFIX)
+    }
+    expected = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    assert documented == expected
