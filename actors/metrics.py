@@ -69,3 +69,91 @@ class StoreMetrics:
         if rows:
             self._exported.inc(rows)
         self._lag.set(lag)
+
+
+_WAIT_BOUNDARIES_S = [0.001, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0]
+
+
+class MarketDataMetrics:
+    """The MarketData actor's figures: cache hit rate, provider calls, fallbacks, breakers.
+
+    Implements `engine.market_service.ServiceObserver`. Breaker state gauge: 0 closed,
+    1 half-open, 2 open.
+    """
+
+    def __init__(self) -> None:
+        self._hits = counter(
+            "marketdata_cache_hits_total", "answers served by the cache", ["method"]
+        )
+        self._misses = counter(
+            "marketdata_cache_misses_total", "lookups the cache could not serve", ["method"]
+        )
+        self._hit_rate = gauge("marketdata_cache_hit_rate", "cache hits / lookups since start")
+        self._calls = counter(
+            "marketdata_provider_calls_total",
+            "requests that reached a provider, by outcome",
+            ["provider", "method", "outcome"],
+        )
+        self._fallbacks = counter(
+            "marketdata_fallbacks_total", "answers given by the fallback", ["provider", "method"]
+        )
+        self._breaker = gauge(
+            "marketdata_breaker_state", "0 closed, 1 half-open, 2 open", ["provider"]
+        )
+        self._transitions = counter(
+            "marketdata_breaker_transitions_total",
+            "circuit breaker state changes",
+            ["provider", "from_state", "to_state"],
+        )
+        self._lookups = 0
+        self._hit_count = 0
+
+    def on_lookup(self, method: str, hit: bool) -> None:
+        (self._hits if hit else self._misses).inc(1, tags={"method": method})
+        self._lookups += 1
+        self._hit_count += int(hit)
+        self._hit_rate.set(self._hit_count / self._lookups)
+
+    def on_call(self, provider: str, method: str, outcome: str) -> None:
+        self._calls.inc(1, tags={"provider": provider, "method": method, "outcome": outcome})
+
+    def on_fallback(self, provider: str, method: str) -> None:
+        self._fallbacks.inc(1, tags={"provider": provider, "method": method})
+
+    def on_breaker(self, provider: str, level: int) -> None:
+        self._breaker.set(level, tags={"provider": provider})
+
+    def on_transition(self, provider: str, old: str, new: str, level: int) -> None:
+        self._transitions.inc(1, tags={"provider": provider, "from_state": old, "to_state": new})
+        self.on_breaker(provider, level)
+
+
+class ThrottlerMetrics:
+    """The Throttler actor's figures: window use, waits and 90 % warnings.
+
+    Implements `engine.throttle.ThrottleObserver`; `on_window` is fed by the actor after
+    each grant for every window the grant charged.
+    """
+
+    def __init__(self) -> None:
+        self._used = gauge(
+            "throttler_used_ratio", "weight granted in the current window / limit", ["limit_id"]
+        )
+        self._waits = histogram(
+            "throttler_wait_seconds",
+            "time a request waited for its grant",
+            _WAIT_BOUNDARIES_S,
+            ["limit_id"],
+        )
+        self._warnings = counter(
+            "throttler_warnings_total", "grants that left a window at or above 90 %", ["limit_id"]
+        )
+
+    def on_grant(self, limit_id: str, weight: int, waited_s: float) -> None:
+        self._waits.observe(waited_s, tags={"limit_id": limit_id})
+
+    def on_usage(self, limit_id: str, used: int, limit: int) -> None:
+        self._warnings.inc(1, tags={"limit_id": limit_id})
+
+    def on_window(self, limit_id: str, used: int, limit: int) -> None:
+        self._used.set(used / limit, tags={"limit_id": limit_id})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +20,14 @@ import pyarrow as pa
 
 from actors.metrics import StoreMetrics
 from engine.clock import Clock, LiveClock
+from engine.errors import NotFound
+from engine.events import Event
+from engine.intake import SignalDraft
+from engine.read_models import ListQuery
 from storage.eventlog import EventLog
+from storage.queries import list_sql, signal_trail_sql
 from storage.store import Store
-from storage.writes import Noop, WriteRequest, WriteResult
+from storage.writes import AppendEvents, InsertSignal, Noop, WriteRequest, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +74,27 @@ class StoreActor:
         await self.start()
         return await self._store.write_alone(request)
 
+    async def record_signal(self, draft: SignalDraft) -> WriteResult:
+        """Dedupe and durably insert an accepted alert with its events (one transaction)."""
+        return await self.write(
+            InsertSignal(
+                row=draft.row,
+                dedupe_key=draft.dedupe_key,
+                received_at=draft.received_at,
+                window_s=draft.window_s,
+                events=draft.events,
+                duplicate_events=draft.duplicate_events,
+            )
+        )
+
+    async def record_events(self, events: tuple[Event, ...]) -> WriteResult:
+        return await self.write(AppendEvents(events))
+
     async def noop(self) -> None:
         """An actor hop that does no work: the baseline for benchmarks."""
+
+    async def process_id(self) -> int:
+        return os.getpid()
 
     async def ping(self) -> WriteResult:
         """A round trip through the commit queue (nothing written)."""
@@ -78,6 +103,21 @@ class StoreActor:
     async def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         await self.start()
         return await self._store.query(sql, params)
+
+    async def list_rows(self, query: ListQuery) -> list[dict[str, Any]]:
+        sql, params = list_sql(query)
+        return list((await self.query(sql, params)).to_pylist())
+
+    async def signal_trail(self, signal_id: int) -> dict[str, Any]:
+        """The whole trail of one signal: signal, decision, orders, fills, positions, events."""
+        parts = signal_trail_sql()
+        tables = await asyncio.gather(*(self.query(sql, [signal_id]) for _n, sql in parts))
+        trail = {name: t.to_pylist() for (name, _sql), t in zip(parts, tables, strict=True)}
+        if not trail["signal"]:
+            raise NotFound("not_found", f"no signal {signal_id}")
+        trail["signal"] = trail["signal"][0]
+        trail["decision"] = trail["decision"][0] if trail["decision"] else None
+        return trail
 
     async def export_now(self) -> int:
         """Land every committed event not yet in Parquet; return how many."""

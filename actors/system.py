@@ -7,12 +7,16 @@ single-writer file on that node's disk.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import ray
 
+from actors.marketdata import MarketDataActor, ProviderSpec, ReplayProviders
 from actors.store import StoreActor
+from actors.throttler import VENDOR_LIMITS, ThrottlerActor
 from engine.settings import Settings
+from engine.throttle import RateLimit
 
 NAMESPACE = "tandem"
 STORE_NAME = "tandem-store"
@@ -49,3 +53,53 @@ def store_handle() -> Any:
 def stop_store(handle: Any, timeout_s: float = 30.0) -> None:
     """Drain the Store's queue, land the event log, close the database."""
     ray.get(handle.stop.remote(), timeout=timeout_s)
+
+
+# --- market data ---------------------------------------------------------------------
+
+MARKETDATA_NAME = "tandem-marketdata"
+THROTTLER_NAME = "tandem-throttler"
+
+RemoteThrottlerActor = ray.remote(ThrottlerActor)
+RemoteMarketDataActor = ray.remote(MarketDataActor)
+
+
+def start_throttler(
+    limits: Sequence[RateLimit] = VENDOR_LIMITS,
+    *,
+    name: str = THROTTLER_NAME,
+    max_queue: int = 100,
+    timeout_s: float = 60.0,
+) -> Any:
+    """Create (or find) the named Throttler actor shared by every vendor caller."""
+    handle: Any = RemoteThrottlerActor.options(
+        name=name,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        num_cpus=0,
+        max_restarts=-1,
+        max_concurrency=1000,
+    ).remote(tuple(limits), max_queue=max_queue)
+    ray.get(handle.waiting.remote(), timeout=timeout_s)
+    return handle
+
+
+def start_marketdata(
+    spec: ProviderSpec | None = None,
+    throttler: Any = None,
+    *,
+    name: str = MARKETDATA_NAME,
+    timeout_s: float = 60.0,
+) -> Any:
+    """Create (or find) the named MarketData actor (replay of the default scenario unless
+    `spec` says otherwise), charging vendor calls to `throttler` when given."""
+    handle: Any = RemoteMarketDataActor.options(
+        name=name,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        num_cpus=0,
+        max_restarts=-1,
+        max_concurrency=1000,
+    ).remote(spec or ReplayProviders(), throttler)
+    ray.get(handle.stats.remote(), timeout=timeout_s)
+    return handle

@@ -6,16 +6,20 @@ from fastapi import FastAPI
 
 from api.backend import ActorBackend
 from api.errors import install_error_handlers
-from api.routes import health
+from api.intake import WebhookIntake
+from api.routes import health, reads, webhook
 
 
-def create_app(backend: ActorBackend) -> FastAPI:
+def create_app(backend: ActorBackend, intake: WebhookIntake) -> FastAPI:
     app = FastAPI(
         title="Tandem",
         version="0.1.0",
         description="Live and shadow trading engines on one stream of TradingView signals.",
     )
     app.state.backend = backend
+    app.state.intake = intake
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(webhook.router)
+    app.include_router(reads.router)
     return app

@@ -12,6 +12,8 @@ from typing import Any
 import ray
 
 from engine.clock import Clock
+from engine.errors import Retryable
+from engine.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -24,11 +26,12 @@ class ComponentStatus:
 class ActorBackend:
     """Talks to the actors through handles; never blocks the event loop on `ray.get`."""
 
-    def __init__(self, resolve_store: Callable[[], Any], clock: Clock, timeout_s: float) -> None:
+    def __init__(self, resolve_store: Callable[[], Any], clock: Clock, settings: Settings) -> None:
         self._resolve_store = resolve_store
         self._store: Any = None
         self.clock = clock
-        self.timeout_s = timeout_s
+        self.timeout_s = settings.health_timeout_s
+        self.jwt_secret = settings.jwt_secret.get_secret_value()
         self.started_at = clock.now()
 
     @property
@@ -40,6 +43,14 @@ class ActorBackend:
 
     def forget_store(self) -> None:
         self._store = None
+
+    async def call_store(self, method: str, *args: Any) -> Any:
+        """Call the Store actor; if it is gone or restarting, answer `Retryable` (503)."""
+        try:
+            return await getattr(self.store, method).remote(*args)
+        except (ray.exceptions.RayActorError, ValueError) as exc:
+            self.forget_store()
+            raise Retryable(f"the store is unavailable: {type(exc).__name__}") from None
 
     async def health(self) -> dict[str, ComponentStatus]:
         ray_status = await self._ray_status()

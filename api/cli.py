@@ -149,6 +149,26 @@ Press Ctrl-C to stop.
     )
 
 
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="viewer | trader | admin")] = "viewer",
+    subject: Annotated[str, typer.Option(help="who the token is for")] = "cli",
+    hours: Annotated[float, typer.Option(help="validity in hours")] = 24.0,
+) -> None:
+    """Print an API token (HS256 JWT signed with TANDEM_JWT_SECRET)."""
+    from datetime import timedelta
+
+    from engine.tokens import Role, issue_token
+
+    try:
+        wanted = Role(role)
+    except ValueError:
+        raise Rejected("invalid_role", f"{role!r}: use viewer, trader or admin") from None
+    secret = _settings().jwt_secret.get_secret_value()
+    ttl = timedelta(hours=hours)
+    typer.echo(issue_token(secret, subject, wanted, LiveClock().now(), ttl=ttl))
+
+
 def _open_db(settings: Settings) -> Any:
     from storage.store import open_database
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import Fatal, RateLimited, Rejected, Retryable
+from engine.errors import Fatal, RateLimited, Rejected, Retryable, TandemError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, exc.detail), exc.status_code)
+
+    @app.exception_handler(TandemError)
+    async def _ours(_req: Request, exc: TandemError) -> JSONResponse:
+        return answer_for(_cause(exc))
 
     @app.exception_handler(Exception)
     async def _any(_req: Request, exc: Exception) -> JSONResponse:

@@ -16,6 +16,7 @@ from ray import serve
 from actors.system import store_handle
 from api.app import create_app
 from api.backend import ActorBackend
+from api.intake import WebhookIntake
 from api.serve_port import allow_port_reuse_after_restart
 from engine.clock import LiveClock
 from engine.settings import load_settings
@@ -30,8 +31,10 @@ class Ingress:
     def __init__(self, environ: dict[str, str]) -> None:
         allow_port_reuse_after_restart()
         settings = load_settings(environ)
-        backend = ActorBackend(store_handle, LiveClock(), settings.health_timeout_s)
-        self._app = create_app(backend)
+        clock = LiveClock()
+        backend = ActorBackend(store_handle, clock, settings)
+        intake = WebhookIntake(settings, clock, backend.call_store)
+        self._app = create_app(backend, intake)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return self._app

@@ -42,10 +42,35 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    webhook_url_token: SecretStr | None = None
+    webhook_hmac_secret: SecretStr | None = None
+    webhook_allowlist: str = ""
+    webhook_rate_per_min: float = Field(default=120.0, gt=0)
+    webhook_burst: int = Field(default=60, ge=1)
+    dedupe_window_s: float = Field(default=60.0, gt=0)
     store_max_batch: int = Field(default=512, ge=1, le=100_000)
     export_interval_s: float = Field(default=1.0, gt=0)
     export_max_rows: int = Field(default=100_000, ge=1)
     health_timeout_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("webhook_url_token", "webhook_hmac_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @field_validator("webhook_allowlist")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        import ipaddress
+
+        for item in _split(value):
+            ipaddress.ip_network(item, strict=False)  # raises ValueError naming the item
+        return value
+
+    @property
+    def webhook_sources(self) -> tuple[str, ...]:
+        """The allowlist as addresses or CIDR networks; empty means any source."""
+        return _split(self.webhook_allowlist)
 
     @field_validator("data_dir")
     @classmethod
@@ -83,6 +108,10 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             out[name] = "**********" if isinstance(value, SecretStr) else value
         return out
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

@@ -65,6 +65,7 @@ class InsertSignal:
     received_at: datetime
     window_s: float = 60.0
     events: tuple[Event, ...] = ()
+    duplicate_events: tuple[Event, ...] = ()  # recorded instead when it is a duplicate
 
 
 @dataclass(frozen=True)
@@ -227,11 +228,14 @@ def _plan_update(request: Update, stage: Stage) -> Plan:
 def _plan_signal(request: InsertSignal, stage: Stage) -> Plan:
     window_start = request.received_at - timedelta(seconds=request.window_s)
     staged = stage.recent.get(request.dedupe_key)
-    if staged is not None and staged[1] >= window_start:
-        return Plan(result=WriteResult(duplicate_of=staged[0]))
-    original = stage.state.recent_signal(request.dedupe_key, window_start)
+    original = staged[0] if staged is not None and staged[1] >= window_start else None
+    if original is None:
+        original = stage.state.recent_signal(request.dedupe_key, window_start)
     if original is not None:
-        return Plan(result=WriteResult(duplicate_of=original))
+        out = Plan()
+        seqs = _stage_events(out, request.duplicate_events, [original], stage)
+        out.result = WriteResult(seqs=seqs, duplicate_of=original)
+        return out
     (signal_id,) = stage.next_ids("signals", "signal_id", 1)
     row = {**request.row, "signal_id": signal_id, "dedupe_key": request.dedupe_key}
     row["received_at"] = request.received_at

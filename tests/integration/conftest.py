@@ -20,6 +20,10 @@ from engine.settings import Settings, load_settings
 from tests.conftest import free_port
 
 RAY_TIMEOUT_S = 60.0
+KEEP_ALIVE: list[Any] = []  # actor handles a test replaced and later tests still need
+WEBHOOK_SECRET = "integration-webhook-secret"
+URL_TOKEN = "integration-url-token"
+HMAC_SECRET = "integration-hmac-secret"
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,15 @@ class RaySession:
 
     @property
     def environ(self) -> dict[str, str]:
-        return {"TANDEM_DATA_DIR": str(self.data_dir), "TANDEM_PORT": str(self.api_port)}
+        return {
+            "TANDEM_DATA_DIR": str(self.data_dir),
+            "TANDEM_PORT": str(self.api_port),
+            "TANDEM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "TANDEM_WEBHOOK_URL_TOKEN": URL_TOKEN,
+            "TANDEM_WEBHOOK_HMAC_SECRET": HMAC_SECRET,
+            "TANDEM_WEBHOOK_BURST": "60",
+            "TANDEM_WEBHOOK_RATE_PER_MIN": "1",
+        }
 
     @property
     def settings(self) -> Settings:

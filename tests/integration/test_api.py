@@ -64,7 +64,7 @@ def test_health_is_503_while_the_store_is_down_and_recovers(
     import ray
 
     from actors.system import start_store, store_handle
-    from tests.integration.conftest import RAY_TIMEOUT_S
+    from tests.integration.conftest import KEEP_ALIVE, RAY_TIMEOUT_S
 
     ray.get(store_handle().stop.remote(), timeout=RAY_TIMEOUT_S)
     ray.kill(store_handle(), no_restart=True)
@@ -78,6 +78,6 @@ def test_health_is_503_while_the_store_is_down_and_recovers(
     assert body["status"] == "degraded"
     assert body["components"]["store"]["status"] == "down"
     assert body["components"]["api"]["status"] == "up"
-    replacement = start_store(ray_session.settings, timeout_s=RAY_TIMEOUT_S)
+    assert api.post("/webhook", content=b"{}").status_code == 503  # not a 500
+    KEEP_ALIVE.append(start_store(ray_session.settings, timeout_s=RAY_TIMEOUT_S))
     assert api.get("/health").status_code == 200  # the app looked the new Store up by name
-    del replacement

@@ -15,8 +15,8 @@ from tests.integration.conftest import RAY_TIMEOUT_S, RaySession
 from tests.integration.storage_helpers import audit_request
 
 
-def wait_until_alive(handle: Any) -> None:
-    """After a kill, calls fail as 'unavailable' until the restarted actor is up."""
+def wait_until_restarted(handle: Any, old_pid: int) -> None:
+    """After a kill, calls fail as 'unavailable' until a new process runs the actor."""
     import time
 
     import ray
@@ -24,8 +24,9 @@ def wait_until_alive(handle: Any) -> None:
     deadline = time.monotonic() + RAY_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
-            ray.get(handle.noop.remote(), timeout=RAY_TIMEOUT_S)
-            return
+            if ray.get(handle.process_id.remote(), timeout=RAY_TIMEOUT_S) != old_pid:
+                return
+            time.sleep(0.2)
         except (ray.exceptions.ActorUnavailableError, ray.exceptions.RayActorError):
             time.sleep(0.2)
     raise AssertionError("the Store actor did not come back")
@@ -80,8 +81,9 @@ def test_a_killed_store_restarts_reopens_its_file_and_keeps_what_it_acknowledged
 
     first = ray.get([store_actor.write.remote(audit_request(n=i)) for i in range(10)], timeout=60)
     assert len(first) == 10
+    old_pid = ray.get(store_actor.process_id.remote(), timeout=RAY_TIMEOUT_S)
     ray.kill(store_actor, no_restart=False)
-    wait_until_alive(store_actor)
+    wait_until_restarted(store_actor, old_pid)
     after = ray.get(store_actor.write.remote(audit_request(n=99)), timeout=RAY_TIMEOUT_S)
     assert after.ids == (11,)
     health = ray.get(store_actor.health.remote(), timeout=RAY_TIMEOUT_S)

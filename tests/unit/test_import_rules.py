@@ -75,6 +75,15 @@ def test_layers_import_only_downwards() -> None:
     assert offenders == {}
 
 
+def test_routes_talk_to_actors_not_to_storage() -> None:
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "api" / "routes").rglob("*.py"))
+        if "storage" in imports_of(p)
+    ]
+    assert offenders == []
+
+
 def test_nothing_imports_api() -> None:
     offenders = [
         str(p.relative_to(ROOT))
