@@ -12,9 +12,15 @@ from typing import Any
 
 import ray
 
+from actors.clock import ClockActor, RemoteClock
+from actors.executor import PaperExecutor
 from actors.marketdata import MarketDataActor, ProviderSpec, ReplayProviders
+from actors.pipeline import OrderCreator, SignalProcessor
 from actors.store import StoreActor
 from actors.throttler import VENDOR_LIMITS, ThrottlerActor
+from engine.adapters.replay import bundled_data_dir
+from engine.adapters.symbol_file import load_symbol_table
+from engine.orders import PlanConfig
 from engine.settings import Settings
 from engine.throttle import RateLimit
 
@@ -103,3 +109,55 @@ def start_marketdata(
     ).remote(spec or ReplayProviders(), throttler)
     ray.get(handle.stats.remote(), timeout=timeout_s)
     return handle
+
+
+# --- the run's clock and Engine 1's workers -------------------------------------------
+
+CLOCK_NAME = "tandem-clock"
+PROCESSOR_NAME = "tandem-signal-processor"
+ORDER_CREATOR_NAME = "tandem-order-creator"
+EXECUTOR_NAME = "tandem-paper-executor"
+
+RemoteClockActor: Any = ray.remote(ClockActor)
+RemoteSignalProcessor: Any = ray.remote(SignalProcessor)
+RemoteOrderCreator: Any = ray.remote(OrderCreator)
+RemotePaperExecutor: Any = ray.remote(PaperExecutor)
+
+
+def _waiting_actor(remote: Any, name: str) -> Any:
+    return remote.options(
+        name=name,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        num_cpus=0,
+        max_restarts=-1,
+        max_concurrency=1000,
+    )
+
+
+def start_clock(settings: Settings, timeout_s: float = 60.0) -> Any:
+    """The run's clock: simulated from TANDEM_SIM_START when TANDEM_CLOCK=sim."""
+    start = settings.sim_start if settings.clock == "sim" else None
+    handle = _waiting_actor(RemoteClockActor, CLOCK_NAME).remote(start)
+    ray.get(handle.now.remote(), timeout=timeout_s)
+    return handle
+
+
+def start_engine_one(settings: Settings, store: Any, marketdata: Any, clock: Any) -> dict[str, Any]:
+    """SignalProcessor → OrderCreator → PaperExecutor, each holding the next one's handle."""
+    symbols = load_symbol_table(bundled_data_dir() / "symbol_properties.csv")
+    plan = PlanConfig(instrument_mode="option", target_dte=settings.target_dte)
+    executor = _waiting_actor(RemotePaperExecutor, EXECUTOR_NAME).remote(
+        store, marketdata, RemoteClock(clock), symbols, settings.slippage_ticks
+    )
+    creator = _waiting_actor(RemoteOrderCreator, ORDER_CREATOR_NAME).remote(
+        store, marketdata, executor, symbols, plan
+    )
+    processor = _waiting_actor(RemoteSignalProcessor, PROCESSOR_NAME).remote(
+        store, marketdata, creator
+    )
+    return {"executor": executor, "order_creator": creator, "processor": processor}
+
+
+def named(name: str) -> Any:
+    return ray.get_actor(name, namespace=NAMESPACE)

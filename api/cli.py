@@ -96,7 +96,14 @@ def run(
 def _start(settings: Settings) -> dict[str, Any]:
     import ray
 
-    from actors.system import NAMESPACE, start_store
+    from actors.marketdata import ReplayProviders
+    from actors.system import (
+        NAMESPACE,
+        start_clock,
+        start_engine_one,
+        start_marketdata,
+        start_store,
+    )
     from api.serve_app import deploy, direct_ingress_env, tandem_environ
 
     env_vars = direct_ingress_env(settings.port) if settings.ingress == "direct" else {}
@@ -113,9 +120,12 @@ def _start(settings: Settings) -> dict[str, Any]:
         log_to_driver=settings.log_level == "DEBUG",
     )
     store = start_store(settings)
+    clock = start_clock(settings)
+    marketdata = start_marketdata(ReplayProviders(settings.scenario))
+    workers = start_engine_one(settings, store, marketdata, clock)
     deploy(settings.host, settings.port, settings.ingress, tandem_environ())
     log.info("tandem started in %.1f s", time.monotonic() - started)
-    return {"store": store}
+    return {"store": store, "clock": clock, "marketdata": marketdata, **workers}
 
 
 def _stop(runtime: dict[str, Any]) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from actors.clock import ClockLink
 from engine.alerts import masked_payload
-from engine.clock import Clock
 from engine.errors import Rejected, Retryable
 from engine.intake import (
     RequestInfo,
@@ -41,12 +41,17 @@ class WebhookIntake:
     """One per API replica; the rate limiter's buckets live here."""
 
     def __init__(
-        self, settings: Settings, clock: Clock, call_store: Callable[..., Awaitable[Any]]
+        self,
+        settings: Settings,
+        clock: ClockLink,
+        call_store: Callable[..., Awaitable[Any]],
+        on_signal: Callable[[int], None],
     ) -> None:
         self._creds = credentials(settings)
         self._window_s = settings.dedupe_window_s
         self._clock = clock
         self._call_store = call_store  # (method name, *args) -> the Store actor's answer
+        self._on_signal = on_signal  # hands a new signal to the pipeline, without waiting
         policy = BucketPolicy(settings.webhook_rate_per_min / 60.0, settings.webhook_burst)
         self._limiter = KeyedRateLimiter(policy)
         self._mask = tuple(v for v in (self._creds.secret, self._creds.url_token) if v)
@@ -54,7 +59,7 @@ class WebhookIntake:
 
     async def handle(self, request: WebhookRequest) -> tuple[int, dict[str, Any]]:
         """(status, body) for one request, after it is recorded."""
-        now = self._clock.now()
+        now = await self._clock.now()
         info = RequestInfo(
             received_at=now,
             source=request.source,
@@ -74,6 +79,7 @@ class WebhookIntake:
         result = await self._call_store("record_signal", draft)
         if result.duplicate_of is not None:
             return 200, {"signal_id": result.duplicate_of, "duplicate": True}
+        self._on_signal(result.ids[0])
         return 201, {"signal_id": result.ids[0]}
 
     async def _refuse(

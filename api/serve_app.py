@@ -6,6 +6,7 @@ HTTP itself on the configured port; `proxy` goes through Serve's HTTP proxy acto
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 from fastapi import FastAPI
 from ray import serve
 
-from actors.system import store_handle
+from actors.clock import ClockLink, LocalClock, RemoteClock
+from actors.system import CLOCK_NAME, PROCESSOR_NAME, named, store_handle
 from api.app import create_app
 from api.backend import ActorBackend
 from api.intake import WebhookIntake
@@ -22,6 +24,7 @@ from engine.clock import LiveClock
 from engine.settings import load_settings
 
 APP_NAME = "tandem"
+log = logging.getLogger(__name__)
 
 
 @serve.ingress()
@@ -33,11 +36,23 @@ class Ingress:
         settings = load_settings(environ)
         clock = LiveClock()
         backend = ActorBackend(store_handle, clock, settings)
-        intake = WebhookIntake(settings, clock, backend.call_store)
+        run_clock: ClockLink = LocalClock(clock)
+        if settings.clock == "sim":
+            run_clock = RemoteClock(named(CLOCK_NAME))
+        intake = WebhookIntake(settings, run_clock, backend.call_store, _hand_to_pipeline)
         self._app = create_app(backend, intake)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return self._app
+
+
+def _hand_to_pipeline(signal_id: int) -> None:
+    """Push a new signal to the SignalProcessor at once (not awaited). If it cannot be
+    reached the signal stays `received` in the Store: durable, and picked up again."""
+    try:
+        named(PROCESSOR_NAME).process.remote(signal_id)
+    except ValueError:
+        log.warning("signal %s: no signal processor running; it stays received", signal_id)
 
 
 def direct_ingress_env(port: int) -> dict[str, str]:

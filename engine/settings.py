@@ -7,6 +7,7 @@ Every variable is documented in `.env.example`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -48,12 +49,17 @@ class Settings(BaseSettings):
     webhook_rate_per_min: float = Field(default=120.0, gt=0)
     webhook_burst: int = Field(default=60, ge=1)
     dedupe_window_s: float = Field(default=60.0, gt=0)
+    clock: Literal["live", "sim"] = "live"
+    sim_start: datetime | None = None
+    scenario: str = "spy-2013-10"
+    target_dte: int = Field(default=7, ge=0, le=365)
+    slippage_ticks: int = Field(default=1, ge=0, le=100)
     store_max_batch: int = Field(default=512, ge=1, le=100_000)
     export_interval_s: float = Field(default=1.0, gt=0)
     export_max_rows: int = Field(default=100_000, ge=1)
     health_timeout_s: float = Field(default=2.0, gt=0)
 
-    @field_validator("webhook_url_token", "webhook_hmac_secret", mode="before")
+    @field_validator("webhook_url_token", "webhook_hmac_secret", "sim_start", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value in ("", None) else value
@@ -71,6 +77,14 @@ class Settings(BaseSettings):
     def webhook_sources(self) -> tuple[str, ...]:
         """The allowlist as addresses or CIDR networks; empty means any source."""
         return _split(self.webhook_allowlist)
+
+    @model_validator(mode="after")
+    def _sim_needs_a_start(self) -> Settings:
+        if self.clock == "sim" and self.sim_start is None:
+            raise ValueError(f"{ENV_PREFIX}SIM_START: required when {ENV_PREFIX}CLOCK=sim")
+        if self.sim_start is not None and self.sim_start.tzinfo is None:
+            raise ValueError(f"{ENV_PREFIX}SIM_START: needs a time zone, e.g. Z or +00:00")
+        return self
 
     @field_validator("data_dir")
     @classmethod

@@ -211,9 +211,11 @@ class Store:
         stage = Stage(self._state, self._clock.now())
         plans = []
         for i in pending:
+            before = stage.snapshot()
             try:
                 plans.append((i, plan(requests[i], stage)))
             except TandemError as exc:
+                stage.restore(before)
                 outcomes[i] = exc
         for i in list(pending):
             if i in outcomes:

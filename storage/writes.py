@@ -74,11 +74,28 @@ class AppendEvents:
 
 
 @dataclass(frozen=True)
+class Several:
+    """Several writes that commit together or not at all (one request to the Store).
+
+    Ids assigned by earlier parts can be referenced by later ones: a value
+    `IdOf(part_index)` in a later part's row, key or values becomes the first id that
+    part was assigned.
+    """
+
+    parts: tuple[Insert | Update | AppendEvents, ...]
+
+
+@dataclass(frozen=True)
+class IdOf:
+    part: int
+
+
+@dataclass(frozen=True)
 class Noop:
     """Commits nothing; goes through the same queue (for health checks and benchmarks)."""
 
 
-WriteRequest = Insert | Update | InsertSignal | AppendEvents | Noop
+WriteRequest = Insert | Update | InsertSignal | AppendEvents | Several | Noop
 
 
 @dataclass(frozen=True)
@@ -164,6 +181,14 @@ class Stage:
     def add_key(self, table: str, columns: tuple[str, ...], value: tuple[Any, ...]) -> None:
         self.keys.setdefault((table, columns), set()).add(value)
 
+    def snapshot(self) -> tuple[Any, ...]:
+        """This batch's additions so far; `restore` undoes a refused request's staging."""
+        keys = {slot: set(values) for slot, values in self.keys.items()}
+        return dict(self.last_ids), keys, dict(self.recent), self.last_seq
+
+    def restore(self, snapshot: tuple[Any, ...]) -> None:
+        self.last_ids, self.keys, self.recent, self.last_seq = snapshot
+
     def apply(self) -> None:
         self.state.last_ids.update(self.last_ids)
         for slot, values in self.keys.items():
@@ -186,7 +211,44 @@ def plan(request: WriteRequest, stage: Stage) -> Plan:
         return out
     if isinstance(request, Noop):
         return Plan()
+    if isinstance(request, Several):
+        return _plan_several(request, stage)
     raise Rejected("unknown_write", type(request).__name__)
+
+
+def _resolve(value: Any, ids: list[tuple[int, ...]]) -> Any:
+    if isinstance(value, IdOf):
+        if value.part >= len(ids) or not ids[value.part]:
+            raise Rejected("invalid_write", f"part {value.part} assigned no id")
+        return ids[value.part][0]
+    return value
+
+
+def _resolved(part: Insert | Update | AppendEvents, ids: list[tuple[int, ...]]) -> WriteRequest:
+    if isinstance(part, Insert):
+        rows = tuple({k: _resolve(v, ids) for k, v in r.items()} for r in part.rows)
+        return Insert(part.table, rows, part.id_column, part.unique, part.events)
+    if isinstance(part, Update):
+        key = {k: _resolve(v, ids) for k, v in part.key.items()}
+        values = {k: _resolve(v, ids) for k, v in part.values.items()}
+        return Update(part.table, key, values, part.events)
+    return part
+
+
+def _plan_several(request: Several, stage: Stage) -> Plan:
+    """Plan every part against one stage; the first part that is refused refuses them all
+    (the Store rolls the stage back to before this request)."""
+    out = Plan()
+    ids: list[tuple[int, ...]] = []
+    seqs: list[int] = []
+    for part in request.parts:
+        sub_plan = plan(_resolved(part, ids), stage)
+        out.inserts.extend(sub_plan.inserts)
+        out.updates.extend(sub_plan.updates)
+        ids.append(sub_plan.result.ids)
+        seqs.extend(sub_plan.result.seqs)
+    out.result = WriteResult(ids=tuple(i for part_ids in ids for i in part_ids), seqs=tuple(seqs))
+    return out
 
 
 def _plan_insert(request: Insert, stage: Stage) -> Plan:

@@ -39,6 +39,11 @@ CREATE TABLE orders (
     expiry           DATE,
     side             VARCHAR NOT NULL CHECK (side IN ('buy', 'sell')),
     quantity         DOUBLE NOT NULL CHECK (quantity > 0),
+    intent           VARCHAR NOT NULL DEFAULT 'entry' CHECK (intent IN ('entry', 'exit')),
+    position_side    VARCHAR NOT NULL DEFAULT 'long' CHECK (position_side IN ('long', 'short')),
+    multiplier       DOUBLE NOT NULL DEFAULT 1,
+    reference_price  DOUBLE,
+    position_id      BIGINT,
     order_type       VARCHAR NOT NULL DEFAULT 'paper',
     limit_price      DOUBLE,
     status           VARCHAR NOT NULL,
@@ -47,7 +52,8 @@ CREATE TABLE orders (
     created_at       TIMESTAMPTZ NOT NULL,
     updated_at       TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX orders_status_idx ON orders (status);
+-- No index on orders.status or signals.status: DuckDB updates an indexed column as a
+-- delete plus an insert, which a foreign key referencing the row forbids.
 
 CREATE TABLE trades (
     trade_id     BIGINT PRIMARY KEY,

@@ -48,6 +48,11 @@ CREATE TABLE orders (
     expiry           DATE,
     side             VARCHAR NOT NULL CHECK (side IN ('buy', 'sell')),
     quantity         DOUBLE NOT NULL CHECK (quantity > 0),
+    intent           VARCHAR NOT NULL DEFAULT 'entry' CHECK (intent IN ('entry', 'exit')),
+    position_side    VARCHAR NOT NULL DEFAULT 'long' CHECK (position_side IN ('long', 'short')),
+    multiplier       DOUBLE NOT NULL DEFAULT 1,
+    reference_price  DOUBLE,
+    position_id      BIGINT,
     order_type       VARCHAR NOT NULL DEFAULT 'paper',
     limit_price      DOUBLE,
     status           VARCHAR NOT NULL,
@@ -56,7 +61,6 @@ CREATE TABLE orders (
     created_at       TIMESTAMPTZ NOT NULL,
     updated_at       TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX orders_status_idx ON orders (status);
 CREATE TABLE trades (
     trade_id     BIGINT PRIMARY KEY,
     order_id     BIGINT NOT NULL REFERENCES orders (order_id),

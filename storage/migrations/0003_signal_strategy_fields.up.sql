@@ -2,4 +2,3 @@
 -- a move to 'flat' is an exit whatever the order's side.
 ALTER TABLE signals ADD COLUMN market_position VARCHAR;
 ALTER TABLE signals ADD COLUMN prev_market_position VARCHAR;
-CREATE INDEX signals_status_idx ON signals (status, received_at);

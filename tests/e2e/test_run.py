@@ -60,4 +60,7 @@ def test_run_serves_health_within_60_s_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
         timeout=60,
         check=True,
     )
-    assert migrations.stdout.count("applied") == 3  # the file was released and migrated
+    from storage.migrate import discover
+
+    # the file was released by the stopped run and holds every migration
+    assert migrations.stdout.count("applied") == len(discover())

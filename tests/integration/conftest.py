@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from engine.settings import Settings, load_settings
 from tests.conftest import free_port
 
 RAY_TIMEOUT_S = 60.0
+SIM_START = datetime(2013, 10, 7, 14, 0, tzinfo=UTC)  # 10:00 ET, a Monday in spy-2013-10
 KEEP_ALIVE: list[Any] = []  # actor handles a test replaced and later tests still need
 WEBHOOK_SECRET = "integration-webhook-secret"
 URL_TOKEN = "integration-url-token"
@@ -41,6 +43,8 @@ class RaySession:
             "TANDEM_WEBHOOK_HMAC_SECRET": HMAC_SECRET,
             "TANDEM_WEBHOOK_BURST": "60",
             "TANDEM_WEBHOOK_RATE_PER_MIN": "1",
+            "TANDEM_CLOCK": "sim",
+            "TANDEM_SIM_START": SIM_START.isoformat(),
         }
 
     @property
@@ -77,17 +81,20 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RaySession
 @pytest.fixture(scope="session")
 def api(ray_session: RaySession) -> Iterator[Any]:
     """The real app on Ray Serve; yields an httpx client bound to its base URL."""
-    from actors.system import start_store
+    from actors.system import start_clock, start_engine_one, start_marketdata, start_store
     from api.serve_app import deploy
 
     settings = ray_session.settings
     store = start_store(settings, timeout_s=RAY_TIMEOUT_S)  # keep the handle: it keeps the actor
+    clock = start_clock(settings, timeout_s=RAY_TIMEOUT_S)
+    marketdata = start_marketdata(timeout_s=RAY_TIMEOUT_S)
+    workers = start_engine_one(settings, store, marketdata, clock)
     deploy(settings.host, settings.port, "direct", ray_session.environ)
     base = f"http://{settings.host}:{settings.port}"
     with httpx.Client(base_url=base, timeout=10) as client:
         wait_for_health(client, RAY_TIMEOUT_S)
         yield client
-    del store
+    del store, clock, marketdata, workers
 
 
 def wait_for_health(client: httpx.Client, timeout_s: float) -> httpx.Response:

@@ -184,3 +184,28 @@ def test_reads_run_while_writes_commit(tmp_path: Path) -> None:
 def test_a_bad_query_is_a_typed_rejection(tmp_path: Path) -> None:
     with pytest.raises(Rejected, match="invalid_query"):
         with_store(tmp_path / "t.duckdb", lambda s: s.query("SELECT nope FROM nowhere"))
+
+
+def test_several_parts_commit_together_and_a_refused_part_leaves_no_trace(
+    tmp_path: Path,
+) -> None:
+    from storage.writes import IdOf, Several
+
+    def audit(target: str) -> Insert:
+        row = {"logged_at": T0, "actor": "a", "action": "x", "target": target}
+        return Insert("audit_log", (row,), id_column="audit_id", unique=(("target",),))
+
+    async def body(store: Store) -> list[Any]:
+        ok = Several((audit("a"), Update("audit_log", {"audit_id": IdOf(0)}, {"actor": "b"})))
+        refused = Several((audit("c"), audit("a")))  # the second part is a duplicate
+        after = audit("d")
+        return await asyncio.gather(
+            store.write(ok), store.write(refused), store.write(after), return_exceptions=True
+        )
+
+    ok, refused, after = with_store(tmp_path / "t.duckdb", body)
+    assert isinstance(refused, Conflict)
+    assert ok.ids == (1,) and after.ids == (2,)  # the refused request consumed no id
+    conn = duckdb.connect(str(tmp_path / "t.duckdb"))
+    rows = conn.execute("SELECT audit_id, actor, target FROM audit_log ORDER BY 1").fetchall()
+    assert rows == [(1, "b", "a"), (2, "a", "d")]

@@ -1,0 +1,271 @@
+"""Engine 1's workers: SignalProcessor → OrderCreator → PaperExecutor, as plain classes.
+
+Each is wrapped as a Ray actor in `actors/system.py` and pushes work to the next at once
+(`handle.method.remote(...)`, not awaited: milliseconds from alert to fill). Each step is
+idempotent on the state it finds in the Store (a signal not `received` is not processed
+twice; an order not `pending_execution` is not filled twice), so a sweep or a retried
+message never doubles anything. Domain decisions are the pure functions of `engine/`;
+time is the event time carried by the signal or order, or the run's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, replace
+from datetime import datetime
+from typing import Any
+
+from engine.calendar import xnys_calendar
+from engine.errors import Conflict, Rejected, Retryable
+from engine.events import Event
+from engine.exits import ExitRules
+from engine.marketdata import OptionQuote
+from engine.orders import PlanConfig, PlannedOrder, plan_entry, plan_exit
+from engine.positions import Position
+from engine.risk import RiskLimits, check_entry
+from engine.symbols import SymbolTable
+from storage.writes import Insert, Several, Update
+
+log = logging.getLogger(__name__)
+LIVE = "live"
+
+
+class StoreReader:
+    """Rows as dicts from the Store actor (reads run off its commit thread)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    async def rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        table = await self.store.query.remote(sql, params)
+        return list(table.to_pylist())
+
+    async def one(self, sql: str, params: list[Any]) -> dict[str, Any] | None:
+        found = await self.rows(sql, params)
+        return found[0] if found else None
+
+    async def open_positions(self, engine: str = LIVE) -> list[Position]:
+        rows = await self.rows(
+            "SELECT p.*, o.idempotency_key, o.option_right, o.strike, o.expiry, o.asset_class "
+            "FROM positions p JOIN orders o ON p.entry_order_id = o.order_id "
+            "WHERE p.status = 'open' AND p.engine = ? ORDER BY p.position_id",
+            [engine],
+        )
+        return [position_from_row(r) for r in rows]
+
+    async def risk_limits(self) -> RiskLimits:
+        rows = await self.rows("SELECT name, value FROM risk_limits", [])
+        return RiskLimits.from_rows({r["name"]: r["value"] for r in rows})
+
+    async def exit_rules(self) -> ExitRules:
+        rows = await self.rows("SELECT name, value, enabled FROM exit_rules", [])
+        return ExitRules.from_rows({r["name"]: (r["value"], r["enabled"]) for r in rows})
+
+
+def position_from_row(r: dict[str, Any]) -> Position:
+    return Position(
+        position_key=r["idempotency_key"],
+        engine=r["engine"],
+        symbol=r["symbol"],
+        instrument=r["instrument"],
+        asset_class=r["asset_class"],
+        side=r["side"],
+        quantity=int(r["quantity"]),
+        avg_price=float(r["avg_price"]),
+        multiplier=int(r["multiplier"]),
+        opened_at=r["opened_at"],
+        strategy=r["strategy"],
+        right=r["option_right"],
+        strike=r["strike"],
+        expiry=r["expiry"],
+    )
+
+
+def _decision(signal_id: int, at: datetime, approved: bool, reason: str | None) -> Several:
+    decision = "approved" if approved else "rejected"
+    event = Event(f"signal_{decision}", "signals", at, {"reason": reason}, str(signal_id))
+    row = {"signal_id": signal_id, "decided_at": at, "decision": decision, "reason": reason}
+    return Several(
+        (
+            Insert("refactored_signals", (row,), unique=(("signal_id",),)),
+            Update("signals", {"signal_id": signal_id}, {"status": decision}, events=(event,)),
+        )
+    )
+
+
+class SignalProcessor:
+    """Enrich and risk-check a received signal: approved (→ OrderCreator) or rejected."""
+
+    def __init__(self, store: Any, marketdata: Any, order_creator: Any) -> None:
+        self._read = StoreReader(store)
+        self._store = store
+        self._md = marketdata
+        self._orders = order_creator
+        self._calendar = xnys_calendar()
+
+    async def process(self, signal_id: int) -> str:
+        signal = await self._read.one("SELECT * FROM signals WHERE signal_id = ?", [signal_id])
+        if signal is None:
+            raise Rejected("not_found", f"no signal {signal_id}")
+        if signal["status"] != "received":
+            return str(signal["status"])  # already decided: a sweep or a repeat
+        approved, reason = await self._decide(signal)
+        try:
+            await self._store.write.remote(
+                _decision(signal_id, signal["received_at"], approved, reason)
+            )
+        except Conflict:
+            return "decided"  # another worker decided it first
+        if approved:
+            self._orders.create.remote(signal_id)
+        return "approved" if approved else f"rejected:{reason}"
+
+    async def _decide(self, signal: dict[str, Any]) -> tuple[bool, str | None]:
+        positions = await self._read.open_positions()
+        mine = [p for p in positions if p.symbol == signal["symbol"]]
+        if signal["action"] == "exit":
+            return (True, "exit") if mine else (False, "no_open_position")
+        if any(p.side != signal["direction"] for p in mine):
+            return False, "opposite_position_open"
+        at: datetime = signal["received_at"]
+        try:
+            await self._md.quote.remote(signal["symbol"], at)
+        except Rejected as exc:
+            return False, f"market_data:{exc.code}"
+        except Retryable:
+            return False, "market_data:unavailable"
+        limits = await self._read.risk_limits()
+        budget = limits.capital_available * limits.per_trade_risk_pct
+        decision = check_entry(
+            signal["symbol"],
+            positions,
+            limits,
+            market_open=self._calendar.is_open(at),
+            lock=None,
+            capital_needed=budget,
+        )
+        return decision.approved, decision.reason
+
+
+class OrderCreator:
+    """Plan the order for an approved signal (entry, or the exit of its open position)."""
+
+    def __init__(
+        self, store: Any, marketdata: Any, executor: Any, symbols: SymbolTable, plan: PlanConfig
+    ) -> None:
+        self._read = StoreReader(store)
+        self._store = store
+        self._md = marketdata
+        self._executor = executor
+        self._symbols = symbols
+        self._plan = plan
+
+    async def create(self, signal_id: int) -> int | None:
+        signal = await self._read.one("SELECT * FROM signals WHERE signal_id = ?", [signal_id])
+        if signal is None or signal["status"] != "approved":
+            return None
+        existing = await self._read.one(
+            "SELECT order_id FROM orders WHERE signal_id = ?", [signal_id]
+        )
+        if existing is not None:  # never two orders for one signal
+            order_id = int(existing["order_id"])
+        else:
+            try:
+                order_id = await self._plan_and_insert(signal)
+            except Rejected as exc:
+                await self._store.write.remote(_order_refused(signal, exc.code))
+                return None
+        self._executor.execute.remote(order_id)
+        return order_id
+
+    async def _plan_and_insert(self, signal: dict[str, Any]) -> int:
+        at: datetime = signal["received_at"]
+        if signal["action"] == "exit":
+            positions = await self._read.open_positions()
+            position = next(p for p in positions if p.symbol == signal["symbol"])
+            order = plan_exit(position, at, "exit_signal")
+            row_id = await self._read.one(
+                "SELECT p.position_id FROM positions p JOIN orders o "
+                "ON p.entry_order_id = o.order_id WHERE o.idempotency_key = ?",
+                [position.position_key],
+            )
+            position_id = row_id["position_id"] if row_id else None
+        else:
+            order, position_id = await self._plan_entry(signal, at), None
+        result = await self._store.write.remote(
+            Insert(
+                "orders",
+                (order_row(order, signal["signal_id"], position_id),),
+                id_column="order_id",
+                unique=(("idempotency_key",), ("client_order_id",)),
+                events=(order_event(order, "order_created"),),
+            )
+        )
+        return int(result.ids[0])
+
+    async def _plan_entry(self, signal: dict[str, Any], at: datetime) -> PlannedOrder:
+        symbol = signal["symbol"]
+        spot = (await self._md.quote.remote(symbol, at)).last
+        chain: list[OptionQuote] = []
+        if self._plan.instrument_mode == "option":
+            chain = await self._md.option_chain.remote(symbol, None, at)
+        quotes = {q.contract: q for q in chain}
+        limits = await self._read.risk_limits()
+        config = replace(
+            self._plan, capital=limits.capital_available, risk_pct=limits.per_trade_risk_pct
+        )
+        return plan_entry(
+            signal_id=int(signal["signal_id"]),
+            symbol=symbol,
+            direction=signal["direction"],
+            spot=spot,
+            props=self._symbols.get(symbol),
+            config=config,
+            now=at,
+            listed_strikes=sorted({c.strike for c in quotes}),
+            listed_expiries=sorted({c.expiry for c in quotes}),
+            quote_for=quotes.get,
+        )
+
+
+def _order_refused(signal: dict[str, Any], code: str) -> Update:
+    at = signal["received_at"]
+    event = Event("order_refused", "signals", at, {"reason": code}, str(signal["signal_id"]))
+    values = {"status": "order_refused"}
+    return Update("signals", {"signal_id": signal["signal_id"]}, values, events=(event,))
+
+
+def order_row(
+    order: PlannedOrder, signal_id: int | None, position_id: int | None
+) -> dict[str, Any]:
+    return {
+        "signal_id": signal_id,
+        "idempotency_key": order.idempotency_key,
+        "client_order_id": order.client_order_id,
+        "engine": order.engine,
+        "symbol": order.symbol,
+        "instrument": order.instrument,
+        "asset_class": order.asset_class,
+        "option_right": None if order.right is None else str(order.right),
+        "strike": order.strike,
+        "expiry": order.expiry,
+        "side": order.side,
+        "quantity": order.quantity,
+        "intent": order.intent,
+        "position_side": order.position_side,
+        "multiplier": order.multiplier,
+        "reference_price": order.reference_price,
+        "position_id": position_id,
+        "order_type": order.order_type,
+        "limit_price": order.limit_price,
+        "status": "pending_execution",
+        "reason": order.reason,
+        "attempts": 0,
+        "created_at": order.created_at,
+        "updated_at": order.created_at,
+    }
+
+
+def order_event(order: PlannedOrder, kind: str) -> Event:
+    payload = {k: v for k, v in asdict(order).items() if k != "created_at"}
+    return Event(kind, "orders", order.created_at, payload, order.idempotency_key)

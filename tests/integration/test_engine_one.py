@@ -1,0 +1,82 @@
+"""Engine 1 end to end on real Ray + Serve + DuckDB: alert → decision → order → fill →
+position, then an exit alert closes it. The run's clock is simulated (10:00 ET on
+2013-10-07, a session of the bundled `spy-2013-10` replay)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from engine.tokens import Role, issue_token
+from tests.integration.conftest import WEBHOOK_SECRET, RaySession
+
+
+def viewer(session: RaySession) -> dict[str, str]:
+    secret = session.settings.jwt_secret.get_secret_value()
+    return {"Authorization": f"Bearer {issue_token(secret, 't', Role.VIEWER, datetime.now(UTC))}"}
+
+
+def post(api: httpx.Client, **fields: Any) -> int:
+    body = {"symbol": "IBM", "timeframe": "1", "secret": WEBHOOK_SECRET, **fields}
+    response = api.post("/webhook", json=body)
+    assert response.status_code == 201, response.text
+    return int(response.json()["signal_id"])
+
+
+def trail_when(api: httpx.Client, session: RaySession, signal_id: int, done: Any) -> Any:
+    deadline = time.monotonic() + 60
+    trail: Any = None
+    while time.monotonic() < deadline:
+        trail = api.get(f"/signals/{signal_id}", headers=viewer(session)).json()
+        if done(trail):
+            return trail
+        time.sleep(0.2)
+    raise AssertionError(f"the pipeline did not finish signal {signal_id}: {trail}")
+
+
+def test_an_alert_becomes_a_filled_option_position_and_an_exit_closes_it(
+    api: httpx.Client, ray_session: RaySession
+) -> None:
+    entry = post(api, direction="long", timestamp="2013-10-07T13:58:00Z", strategy="e1")
+    trail = trail_when(
+        api,
+        ray_session,
+        entry,
+        lambda t: t["positions"] or t["signal"]["status"] in ("rejected", "order_refused"),
+    )
+    assert trail["decision"]["decision"] == "approved", trail
+    (order,) = trail["orders"]
+    assert order["status"] == "filled" and order["asset_class"] == "option"
+    assert order["option_right"] == "call" and order["side"] == "buy"
+    (trade,) = trail["trades"]
+    assert trade["quantity"] == order["quantity"] > 0
+    (position,) = trail["positions"]
+    assert position["status"] == "open" and position["avg_price"] == trade["price"]
+    kinds = [e["kind"] for e in trail["events"]]
+    assert kinds[:2] == ["signal_received", "signal_approved"]
+
+    opposite = post(api, direction="short", timestamp="2013-10-07T13:58:00Z", strategy="e1")
+    refused = trail_when(api, ray_session, opposite, lambda t: t["decision"] is not None)
+    assert refused["decision"]["reason"] == "opposite_position_open"
+    assert refused["orders"] == []
+
+    exit_id = post(
+        api,
+        direction="sell",
+        timestamp="2013-10-07T13:59:00Z",
+        strategy="e1",
+        market_position="flat",
+        prev_market_position="long",
+    )
+    closed = trail_when(api, ray_session, exit_id, lambda t: t["trades"])
+    (exit_order,) = closed["orders"]
+    assert exit_order["intent"] == "exit" and exit_order["side"] == "sell"
+    assert exit_order["position_id"] == position["position_id"]
+    rows = api.get("/positions", params={"symbol": "IBM"}, headers=viewer(ray_session)).json()
+    (after,) = [p for p in rows["items"] if p["position_id"] == position["position_id"]]
+    assert after["status"] == "closed" and after["exit_reason"] == "exit_signal"
+    expected = (closed["trades"][0]["price"] - trade["price"]) * trade["quantity"] * 100
+    assert abs(after["realised_pnl"] - expected) < 1e-6
