@@ -9,7 +9,7 @@ change commit in one Store transaction, with their events.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from actors.clock import ClockLink
@@ -83,25 +83,29 @@ class PaperExecutor:
         return "filled"
 
     async def _fill_with_retries(self, order: PlannedOrder) -> Fill | str:
+        """The first attempt prices at the order's own time (event time: a replay gives the
+        same fill however fast it runs); each retry at that time plus the back-off waited."""
+        at = order.created_at
         for attempt in range(RETRIES + 1):
             try:
-                return await self._fill(order)
+                return await self._fill(order, at)
             except Retryable as exc:
                 if attempt == RETRIES:
                     return f"retries_exhausted: {exc}"
-                await self._clock.sleep(backoff_delay(attempt + 1, 1.0, 30.0, exc.retry_after))
+                delay = backoff_delay(attempt + 1, 1.0, 30.0, exc.retry_after)
+                await self._clock.sleep(delay)
+                at += timedelta(seconds=delay)
             except Rejected as exc:
                 return exc.code
         raise AssertionError("unreachable")
 
-    async def _fill(self, order: PlannedOrder) -> Fill:
+    async def _fill(self, order: PlannedOrder, now: datetime) -> Fill:
         contract = order.contract
         if contract is None:
             raise NotImplementedError(
                 "equity paper fills (next bar's open in replay) are not built yet; "
                 "use the default option instrument mode"
             )
-        now = await self._clock.now()
         quote = await self._md.option_quote.remote(contract, now)
         return fill_option(order, quote, self._symbols.get(order.symbol), self._slippage, now)
 

@@ -67,14 +67,26 @@ def _check_port_free(host: str, port: int) -> None:
 @app.command()
 def run(
     port: Annotated[int | None, typer.Option(help="HTTP port (TANDEM_PORT)")] = None,
-    exit_after_start: Annotated[
-        bool, typer.Option(help="start, check /health once, then stop (for scripts)")
+    live: Annotated[
+        bool, typer.Option(help="wall clock and vendor market data; wait for real alerts")
     ] = False,
+    replay: Annotated[bool, typer.Option(help="replay the bundled alerts at start")] = True,
+    exit_after_replay: Annotated[
+        bool, typer.Option(help="stop once the replay and its summary are done")
+    ] = False,
+    exit_after_start: Annotated[bool, typer.Option(help="start, then stop at once")] = False,
 ) -> None:
-    """Start local Ray, the Store and the API on Ray Serve; serve until Ctrl-C."""
+    """Start local Ray, the actors and the API on Ray Serve. By default replay the bundled
+    scenario's alerts on a simulated clock and print a summary; then serve until Ctrl-C."""
     if port is not None:
         os.environ["TANDEM_PORT"] = str(port)
     settings = _settings()
+    if live:
+        _require_live_keys(settings)
+    else:
+        os.environ["TANDEM_CLOCK"] = "sim"
+        os.environ["TANDEM_SIM_START"] = _scenario_start(settings.scenario).isoformat()
+        settings = _settings()
     _configure_logging(settings)
     _check_port_free(settings.host, settings.port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +96,9 @@ def run(
     runtime = _start(settings)
     try:
         _announce(settings)
-        if not exit_after_start:
+        if replay and not live and not exit_after_start:
+            _replay(settings, runtime, stop)
+        if not (exit_after_start or exit_after_replay):
             while not stop.wait(0.5):
                 pass
         typer.echo("tandem: stopping …")
@@ -93,10 +107,93 @@ def run(
     typer.echo("tandem: stopped cleanly")
 
 
+def _require_live_keys(settings: Settings) -> None:
+    missing = [
+        name
+        for name, value in (
+            ("TANDEM_ALPACA_KEY_ID", settings.alpaca_key_id),
+            ("TANDEM_ALPACA_SECRET_KEY", settings.alpaca_secret_key),
+        )
+        if value is None
+    ]
+    if missing:
+        raise Fatal(
+            f"--live needs market data from a vendor: set {' and '.join(missing)}",
+            "the bundled data ends years before today; without --live Tandem replays it",
+        )
+
+
+def _scenario_start(name: str) -> Any:
+    from engine.calendar import xnys_calendar
+    from engine.scenarios import get_scenario
+
+    return xnys_calendar().session_open(get_scenario(name).sessions[0])
+
+
+def _market_data_spec(settings: Settings) -> Any:
+    from actors.marketdata import ReplayProviders, VendorProviders
+
+    if settings.clock == "sim" or settings.alpaca_key_id is None:
+        return ReplayProviders(settings.scenario)
+    assert settings.alpaca_secret_key is not None
+    td = settings.twelvedata_api_key
+    return VendorProviders(
+        alpaca_key_id=settings.alpaca_key_id.get_secret_value(),
+        alpaca_secret_key=settings.alpaca_secret_key.get_secret_value(),
+        twelvedata_api_key=None if td is None else td.get_secret_value(),
+    )
+
+
+def _replay(settings: Settings, runtime: dict[str, Any], stop: threading.Event) -> None:
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from api.replay_driver import ReplayDriver, load_alerts, summary
+    from engine.adapters.replay import ReplayMarketData, bundled_data_dir
+
+    timeline = ReplayMarketData(settings.scenario).timeline()
+    alerts_file = bundled_data_dir() / "alerts" / f"{settings.scenario}.ema-cross-5m.json"
+    alerts = load_alerts(alerts_file)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=False) as progress:
+        task = progress.add_task(f"replaying {settings.scenario}", total=len(timeline))
+        driver = ReplayDriver(
+            f"http://{settings.host}:{settings.port}",
+            settings.webhook_secret.get_secret_value(),
+            runtime["store"],
+            runtime["clock"],
+            runtime.get("monitor"),
+            progress=lambda done, _total: progress.update(task, completed=done),
+            stop=stop.is_set,
+        )
+        report = asyncio.run(driver.run(timeline, alerts))
+    figures, rejected = asyncio.run(summary(runtime["store"]))
+    _print_summary(console, settings, report, figures, rejected)
+
+
+def _print_summary(
+    console: Any, settings: Settings, report: Any, figures: Any, rejected: Any
+) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"replay of {settings.scenario}: {report.posted} alerts posted")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures.items():
+        table.add_row(name, str(value))
+    for reason, n in rejected.items():
+        table.add_row(f"rejected: {reason}", str(n))
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items()))
+    table.add_row("webhook answers", statuses or "none")
+    table.add_row("replay time", f"{report.seconds:.1f} s for {report.minutes} minutes")
+    console.print(table)
+
+
 def _start(settings: Settings) -> dict[str, Any]:
     import ray
 
-    from actors.marketdata import ReplayProviders
     from actors.system import (
         NAMESPACE,
         start_clock,
@@ -121,7 +218,7 @@ def _start(settings: Settings) -> dict[str, Any]:
     )
     store = start_store(settings)
     clock = start_clock(settings)
-    marketdata = start_marketdata(ReplayProviders(settings.scenario))
+    marketdata = start_marketdata(_market_data_spec(settings))
     workers = start_engine_one(settings, store, marketdata, clock)
     deploy(settings.host, settings.port, settings.ingress, tandem_environ())
     log.info("tandem started in %.1f s", time.monotonic() - started)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     webhook_rate_per_min: float = Field(default=120.0, gt=0)
     webhook_burst: int = Field(default=60, ge=1)
     dedupe_window_s: float = Field(default=60.0, gt=0)
+    alpaca_key_id: SecretStr | None = None
+    alpaca_secret_key: SecretStr | None = None
+    twelvedata_api_key: SecretStr | None = None
     clock: Literal["live", "sim"] = "live"
     sim_start: datetime | None = None
     scenario: str = "spy-2013-10"
@@ -59,7 +62,15 @@ class Settings(BaseSettings):
     export_max_rows: int = Field(default=100_000, ge=1)
     health_timeout_s: float = Field(default=2.0, gt=0)
 
-    @field_validator("webhook_url_token", "webhook_hmac_secret", "sim_start", mode="before")
+    @field_validator(
+        "webhook_url_token",
+        "webhook_hmac_secret",
+        "sim_start",
+        "alpaca_key_id",
+        "alpaca_secret_key",
+        "twelvedata_api_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value in ("", None) else value

@@ -1,0 +1,138 @@
+"""The replay `make run` performs: the bundled alerts, at their bars' closes, over real HTTP.
+
+Simulated time moves minute by minute over the scenario's timeline, and only when the
+pipeline is idle (no signal waiting for a decision or an order, no order waiting for a
+fill). At each minute the driver posts the alerts due then (a bar's close: when TradingView
+would send it) to the real webhook, waits for the pipeline to settle, then ticks the
+position monitor. Every step depends only on simulated time, so two replays give identical
+orders and fills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from engine.alert_rules import alert_due_at
+from engine.errors import Fatal
+
+IDLE_SQL = """
+SELECT (SELECT count(*) FROM signals WHERE status = 'received')
+     + (SELECT count(*) FROM signals s WHERE s.status = 'approved'
+        AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id))
+     + (SELECT count(*) FROM orders WHERE status = 'pending_execution') AS busy
+"""
+IDLE_TIMEOUT_S = 60.0
+
+
+@dataclass
+class ReplayReport:
+    minutes: int = 0
+    posted: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def load_alerts(path: Path) -> list[tuple[datetime, dict[str, Any]]]:
+    """(due time, alert) pairs from a bundled alerts file, in due order."""
+    if not path.exists():
+        raise Fatal(f"no bundled alerts at {path}", "see data/alerts/README.md")
+    alerts = json.loads(path.read_text())
+    return sorted(((alert_due_at(a), a) for a in alerts), key=lambda p: p[0])
+
+
+class ReplayDriver:
+    def __init__(
+        self,
+        base_url: str,
+        secret: str,
+        store: Any,
+        clock: Any,
+        monitor: Any | None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._stop = stop
+        self._base_url = base_url
+        self._secret = secret
+        self._store = store
+        self._clock = clock
+        self._monitor = monitor
+        self._progress = progress
+
+    async def run(
+        self, timeline: list[datetime], alerts: list[tuple[datetime, dict[str, Any]]]
+    ) -> ReplayReport:
+        report = ReplayReport()
+        started = time.monotonic()
+        pending = list(alerts)
+        async with httpx.AsyncClient(base_url=self._base_url, timeout=30) as http:
+            for i, minute in enumerate(timeline):
+                if self._stop():
+                    break
+                await self._clock.advance_to.remote(minute)
+                due = [a for t, a in pending if t <= minute]
+                pending = [(t, a) for t, a in pending if t > minute]
+                for alert in due:
+                    response = await http.post("/webhook", json={**alert, "secret": self._secret})
+                    report.statuses[response.status_code] = (
+                        report.statuses.get(response.status_code, 0) + 1
+                    )
+                    report.posted += 1
+                await self._settle()
+                if self._monitor is not None:
+                    await self._monitor.tick.remote(minute)
+                    await self._settle()
+                report.minutes = i + 1
+                if self._progress is not None:
+                    self._progress(i + 1, len(timeline))
+        report.seconds = time.monotonic() - started
+        return report
+
+    async def _settle(self) -> None:
+        """Wait until nothing is in flight in the pipeline."""
+        deadline = time.monotonic() + IDLE_TIMEOUT_S
+        while True:
+            table = await self._store.query.remote(IDLE_SQL, [])
+            if table.column("busy")[0].as_py() == 0:
+                return
+            if time.monotonic() > deadline:
+                raise Fatal("the pipeline did not settle within 60 s during the replay")
+            await asyncio.sleep(0.005)
+
+
+SUMMARY_QUERIES: dict[str, str] = {
+    "signals": "SELECT count(*) FROM signals",
+    "approved": "SELECT count(*) FROM refactored_signals WHERE decision = 'approved'",
+    "orders": "SELECT count(*) FROM orders",
+    "filled": "SELECT count(*) FROM orders WHERE status = 'filled'",
+    "failed": "SELECT count(*) FROM orders WHERE status = 'failed'",
+    "open positions": "SELECT count(*) FROM positions WHERE status = 'open'",
+    "closed positions": "SELECT count(*) FROM positions WHERE status = 'closed'",
+    "realised P&L": "SELECT coalesce(round(sum(realised_pnl), 2), 0) FROM positions",
+    "unrealised P&L": (
+        "SELECT coalesce(round(sum(unrealised_pnl), 2), 0) FROM positions WHERE status = 'open'"
+    ),
+}
+REJECTIONS_SQL = (
+    "SELECT reason, count(*) AS n FROM refactored_signals WHERE decision = 'rejected' "
+    "GROUP BY reason ORDER BY n DESC, reason"
+)
+
+
+async def summary(store: Any) -> tuple[dict[str, Any], dict[str, int]]:
+    figures = {}
+    for name, sql in SUMMARY_QUERIES.items():
+        table = await store.query.remote(sql, [])
+        figures[name] = table.column(0)[0].as_py()
+    rejected = (await store.query.remote(REJECTIONS_SQL, [])).to_pylist()
+    return figures, {str(r["reason"]): int(r["n"]) for r in rejected}
