@@ -14,7 +14,7 @@ from typing import Any
 
 from actors.clock import ClockLink
 from actors.pipeline import StoreReader, position_from_row
-from engine.errors import Rejected, Retryable
+from engine.errors import Conflict, Rejected, Retryable
 from engine.events import Event
 from engine.fills import Fill, fill_option
 from engine.marketdata import Right
@@ -79,7 +79,10 @@ class PaperExecutor:
         if isinstance(outcome, str):
             await self._store.write.remote(_failed(row, outcome, await self._clock.now()))
             return "failed"
-        await self._store.write.remote(await self._fill_writes(row, order, outcome))
+        try:
+            await self._store.write.remote(await self._fill_writes(row, order, outcome))
+        except Conflict:
+            return "filled"  # another execute of the same order got there first
         return "filled"
 
     async def _fill_with_retries(self, order: PlannedOrder) -> Fill | str:
@@ -121,7 +124,9 @@ class PaperExecutor:
         }
         filled = Event("order_filled", "orders", at, {"price": fill.price}, order.idempotency_key)
         parts: list[Insert | Update] = [
-            Insert("trades", (trade,), id_column="trade_id"),
+            # one paper fill per order: a repeated execute (a sweep racing a message) is
+            # refused here, in memory, before anything is written twice
+            Insert("trades", (trade,), id_column="trade_id", unique=(("order_id",),)),
             Update(
                 "orders",
                 {"order_id": row["order_id"]},

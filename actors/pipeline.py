@@ -120,6 +120,23 @@ class SignalProcessor:
             self._orders.create.remote(signal_id)
         return "approved" if approved else f"rejected:{reason}"
 
+    async def tick(self, now: datetime) -> int:
+        """Sweep: decide signals left `received`, re-push approved ones with no order yet
+        (work a crash or a lost message left behind). Idempotent."""
+        received = await self._read.rows(
+            "SELECT signal_id FROM signals WHERE status = 'received' ORDER BY signal_id", []
+        )
+        for row in received:
+            await self.process(int(row["signal_id"]))
+        orphans = await self._read.rows(
+            "SELECT s.signal_id FROM signals s WHERE s.status = 'approved' AND NOT EXISTS "
+            "(SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id) ORDER BY s.signal_id",
+            [],
+        )
+        for row in orphans:
+            self._orders.create.remote(int(row["signal_id"]))
+        return len(received) + len(orphans)
+
     async def _decide(self, signal: dict[str, Any]) -> tuple[bool, str | None]:
         positions = await self._read.open_positions()
         mine = [p for p in positions if p.symbol == signal["symbol"]]
@@ -172,11 +189,24 @@ class OrderCreator:
         else:
             try:
                 order_id = await self._plan_and_insert(signal)
+            except Conflict:  # a sweep and a message raced: the other one inserted it
+                return await self.create(signal_id)
             except Rejected as exc:
                 await self._store.write.remote(_order_refused(signal, exc.code))
                 return None
         self._executor.execute.remote(order_id)
         return order_id
+
+    async def tick(self, now: datetime) -> int:
+        """Sweep: hand every order still pending execution to the executor again."""
+        rows = await self._read.rows(
+            "SELECT order_id FROM orders WHERE status = 'pending_execution' AND engine = ? "
+            "ORDER BY order_id",
+            [LIVE],
+        )
+        for row in rows:
+            self._executor.execute.remote(int(row["order_id"]))
+        return len(rows)
 
     async def _plan_and_insert(self, signal: dict[str, Any]) -> int:
         at: datetime = signal["received_at"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -84,6 +85,11 @@ def run(
     if live:
         _require_live_keys(settings)
     else:
+        # A replay starts from nothing each time, in a directory of its own under the
+        # data directory, so its summary and its orders are those of this replay alone.
+        replay_dir = settings.data_dir / f"replay-{settings.scenario}"
+        shutil.rmtree(replay_dir, ignore_errors=True)
+        os.environ["TANDEM_DATA_DIR"] = str(replay_dir)
         os.environ["TANDEM_CLOCK"] = "sim"
         os.environ["TANDEM_SIM_START"] = _scenario_start(settings.scenario).isoformat()
         settings = _settings()
@@ -220,6 +226,12 @@ def _start(settings: Settings) -> dict[str, Any]:
     clock = start_clock(settings)
     marketdata = start_marketdata(_market_data_spec(settings))
     workers = start_engine_one(settings, store, marketdata, clock)
+    now = ray.get(clock.now.remote(), timeout=60)
+    swept = ray.get(
+        [workers["processor"].tick.remote(now), workers["order_creator"].tick.remote(now)],
+        timeout=120,
+    )
+    log.info("resumed pending work left by the last run: %s", swept)
     deploy(settings.host, settings.port, settings.ingress, tandem_environ())
     log.info("tandem started in %.1f s", time.monotonic() - started)
     return {"store": store, "clock": clock, "marketdata": marketdata, **workers}

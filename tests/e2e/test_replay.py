@@ -39,7 +39,7 @@ def replay(data_dir: Path) -> dict[str, list[tuple[object, ...]]]:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "14 alerts posted" in done.stderr + done.stdout
-    conn = duckdb.connect(str(data_dir / "tandem.duckdb"), read_only=True)
+    conn = duckdb.connect(str(data_dir / "replay-spy-2013-10" / "tandem.duckdb"), read_only=True)
     try:
         return {
             t: conn.execute(f"SELECT * FROM {t} ORDER BY {k}").fetchall() for t, k in TABLES.items()

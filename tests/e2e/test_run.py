@@ -51,10 +51,10 @@ def test_run_serves_health_within_60_s_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
     assert f"http://127.0.0.1:{port}/docs" in output
     assert "get-auth-token" in output  # how to open the dashboard
     assert "stopped cleanly" in output
-    assert (tmp_path / "var" / "tandem.duckdb").exists()
+    assert (tmp_path / "var" / "replay-spy-2013-10" / "tandem.duckdb").exists()
     migrations = subprocess.run(
         [str(tandem), "migrate", "status"],
-        env=env,
+        env={**env, "TANDEM_DATA_DIR": str(tmp_path / "var" / "replay-spy-2013-10")},
         capture_output=True,
         text=True,
         timeout=60,

@@ -80,3 +80,41 @@ def test_an_alert_becomes_a_filled_option_position_and_an_exit_closes_it(
     assert after["status"] == "closed" and after["exit_reason"] == "exit_signal"
     expected = (closed["trades"][0]["price"] - trade["price"]) * trade["quantity"] * 100
     assert abs(after["realised_pnl"] - expected) < 1e-6
+
+
+def test_a_worker_killed_mid_pipeline_restarts_and_the_signal_completes_with_one_order(
+    api: httpx.Client, ray_session: RaySession
+) -> None:
+    import ray
+
+    from actors.system import EXECUTOR_NAME, ORDER_CREATOR_NAME, PROCESSOR_NAME, named
+    from tests.integration.conftest import RAY_TIMEOUT_S, SIM_START
+
+    for name in (PROCESSOR_NAME, EXECUTOR_NAME):  # both restart (max_restarts=-1)
+        ray.kill(named(name), no_restart=False)
+    signal_id = post(api, direction="long", timestamp="2013-10-07T13:57:00Z", strategy="e1k")
+    deadline = time.monotonic() + 90
+    trail: Any = None
+    while time.monotonic() < deadline:
+        try:  # the sweeps every worker runs on its tick pick up what the kill dropped
+            ray.get(named(PROCESSOR_NAME).tick.remote(SIM_START), timeout=RAY_TIMEOUT_S)
+            ray.get(named(ORDER_CREATOR_NAME).tick.remote(SIM_START), timeout=RAY_TIMEOUT_S)
+        except (ray.exceptions.ActorUnavailableError, ray.exceptions.RayActorError):
+            pass
+        trail = api.get(f"/signals/{signal_id}", headers=viewer(ray_session)).json()
+        if trail["trades"]:
+            break
+        time.sleep(0.5)
+    assert trail is not None and trail["trades"], trail
+    assert len(trail["orders"]) == 1 and len(trail["trades"]) == 1
+    assert trail["orders"][0]["status"] == "filled"
+    # close it again so later tests start flat
+    exit_id = post(
+        api,
+        direction="sell",
+        timestamp="2013-10-07T13:56:00Z",
+        strategy="e1k",
+        market_position="flat",
+        prev_market_position="long",
+    )
+    trail_when(api, ray_session, exit_id, lambda t: t["trades"])
