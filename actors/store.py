@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,14 +22,25 @@ import pyarrow as pa
 
 from actors.metrics import StoreMetrics
 from engine.clock import Clock, LiveClock
-from engine.errors import NotFound
+from engine.errors import Fatal, NotFound, Rejected
 from engine.events import Event
+from engine.exits import ExitRules
 from engine.intake import SignalDraft
 from engine.read_models import ListQuery
+from engine.risk import RiskLimits
 from storage.eventlog import EventLog
 from storage.queries import list_sql, signal_trail_sql
 from storage.store import Store
-from storage.writes import AppendEvents, InsertSignal, Noop, WriteRequest, WriteResult
+from storage.writes import (
+    AppendEvents,
+    Insert,
+    InsertSignal,
+    Noop,
+    Several,
+    Update,
+    WriteRequest,
+    WriteResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,3 +192,186 @@ class StoreActor:
             except Exception as exc:  # reported through health; the loop keeps trying
                 self._last_export_error = f"{type(exc).__name__}: {exc}"
                 log.exception("event export failed")
+
+    # -- admin settings: risk limits and exit rules ------------------------------------
+
+    _settings_lock: asyncio.Lock | None = None  # made on first use, in the actor's loop
+
+    async def settings(self, table: str) -> list[dict[str, Any]]:
+        """The rows of `risk_limits` or `exit_rules` (any other table is `Rejected`), by name."""
+        spec = _settings_spec(table)
+        return list((await self.query(f"SELECT * FROM {spec.table} ORDER BY name")).to_pylist())
+
+    async def update_settings(
+        self, table: str, changes: dict[str, dict[str, Any]], actor: str, at: datetime
+    ) -> list[dict[str, Any]]:
+        """Apply an admin's `changes` (name → {"value": v[, "enabled": b]}) and audit them.
+
+        `table` is "risk_limits" or "exit_rules" ("enabled" only for exit rules). The
+        changes are merged into the current rows and the engine object (`RiskLimits`,
+        `ExitRules`) is built from the result: an unknown name or an impossible value is
+        `Rejected("invalid_payload", [{"field": name, "problem": text}])` and nothing is
+        written. Otherwise ONE transaction sets the changed rows (updated_by=`actor`,
+        updated_at=`at`) and adds, per name whose value or enabled changed, an
+        `audit_log` row (old and new as JSON text) and an event on the "audit" stream.
+        Changes run one at a time, so each audit row's old value is what it replaced.
+        Returns the fresh rows.
+        """
+        spec = _settings_spec(table)
+        if self._settings_lock is None:
+            self._settings_lock = asyncio.Lock()
+        async with self._settings_lock:
+            current = {row["name"]: row for row in await self.settings(table)}
+            merged = _merge_settings(spec, current, changes)
+            writes = _settings_writes(spec, current, merged, actor, at)
+            if writes is not None:
+                await self.write(writes)
+            return await self.settings(table)
+
+
+@dataclass(frozen=True)
+class _SettingsTable:
+    """How one admin-editable table is checked and audited."""
+
+    table: str
+    columns: tuple[str, ...]  # what a change may set
+    action: str  # audit_log.action
+    event_kind: str
+    check: Callable[[Mapping[str, Mapping[str, Any]]], object]  # raises on a bad table
+
+
+_SETTINGS = {
+    "risk_limits": _SettingsTable(
+        "risk_limits",
+        ("value",),
+        "update_risk_limit",
+        "risk_limit_updated",
+        lambda rows: RiskLimits.from_rows({n: r["value"] for n, r in rows.items()}),
+    ),
+    "exit_rules": _SettingsTable(
+        "exit_rules",
+        ("value", "enabled"),
+        "update_exit_rule",
+        "exit_rule_updated",
+        lambda rows: ExitRules.from_rows({n: (r["value"], r["enabled"]) for n, r in rows.items()}),
+    ),
+}
+
+
+def _settings_spec(table: str) -> _SettingsTable:
+    spec = _SETTINGS.get(table)
+    if spec is None:
+        raise Rejected("invalid_table", f"{table!r} is not one of {sorted(_SETTINGS)}")
+    return spec
+
+
+def _change_problem(spec: _SettingsTable, change: Any) -> str | None:
+    """What is wrong with one change's shape (the engine judges the values)."""
+    if not isinstance(change, Mapping) or not change:
+        return f"a change is an object with some of {list(spec.columns)}"
+    extra = sorted(set(change) - set(spec.columns))
+    if extra:
+        return f"unknown keys {extra}; a change may set {list(spec.columns)}"
+    value = change.get("value", 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "value must be a number"
+    if not isinstance(change.get("enabled", True), bool):
+        return "enabled must be true or false"
+    return None
+
+
+def _engine_problem(spec: _SettingsTable, rows: Mapping[str, Mapping[str, Any]]) -> str | None:
+    try:
+        spec.check(rows)
+    except (Fatal, ValueError, TypeError, OverflowError) as exc:
+        return str(exc)
+    return None
+
+
+def _name_problem(
+    spec: _SettingsTable,
+    current: Mapping[str, Mapping[str, Any]],
+    merged: Mapping[str, Mapping[str, Any]],
+    name: str,
+    change: Any,
+) -> str | None:
+    """What is wrong with changing `name` alone (on top of the changes before it)."""
+    problem = _change_problem(spec, change)
+    if problem is None:
+        row = {"value": 0.0, "enabled": True, **current.get(name, {}), **change}
+        problem = _engine_problem(spec, {**merged, name: row})
+    if problem is None and name not in current:
+        problem = f"no {spec.table} row named {name!r}"
+    return problem
+
+
+def _merge_settings(
+    spec: _SettingsTable, current: Mapping[str, Mapping[str, Any]], changes: Any
+) -> dict[str, dict[str, Any]]:
+    """The current rows with `changes` applied, or `Rejected` listing every bad name."""
+    if not isinstance(changes, Mapping) or not changes:
+        raise Rejected("invalid_payload", [{"field": "body", "problem": "no changes given"}])
+    merged = {name: dict(row) for name, row in current.items()}
+    problems = []
+    for name, change in changes.items():
+        problem = _name_problem(spec, current, merged, str(name), change)
+        if problem is not None:
+            problems.append({"field": str(name), "problem": problem})
+        else:
+            merged[name].update({k: float(v) if k == "value" else v for k, v in change.items()})
+    if not problems and (problem := _engine_problem(spec, merged)) is not None:
+        problems.append({"field": "body", "problem": problem})
+    if problems:
+        raise Rejected("invalid_payload", problems)
+    return merged
+
+
+def _audited(spec: _SettingsTable, row: Mapping[str, Any]) -> Any:
+    """What the audit log records of a row: its value, or value and enabled."""
+    if spec.columns == ("value",):
+        return row["value"]
+    return {column: row[column] for column in spec.columns}
+
+
+def _settings_writes(
+    spec: _SettingsTable,
+    current: Mapping[str, Mapping[str, Any]],
+    merged: Mapping[str, Mapping[str, Any]],
+    actor: str,
+    at: datetime,
+) -> Several | None:
+    """Row updates plus audit rows and events for the names that changed (None: none did)."""
+    changed = [n for n in sorted(merged) if _audited(spec, merged[n]) != _audited(spec, current[n])]
+    if not changed:
+        return None
+    updates = tuple(
+        Update(
+            spec.table,
+            {"name": name},
+            {**{c: merged[name][c] for c in spec.columns}, "updated_by": actor, "updated_at": at},
+        )
+        for name in changed
+    )
+    entries = [
+        {
+            "actor": actor,
+            "action": spec.action,
+            "target": name,
+            "old_value": _audited(spec, current[name]),
+            "new_value": _audited(spec, merged[name]),
+        }
+        for name in changed
+    ]
+    audit_rows = tuple(
+        {
+            **e,
+            "logged_at": at,
+            "old_value": json.dumps(e["old_value"]),
+            "new_value": json.dumps(e["new_value"]),
+        }
+        for e in entries
+    )
+    events = tuple(
+        Event(spec.event_kind, "audit", at, payload=e, entity_id=e["target"]) for e in entries
+    )
+    return Several((*updates, Insert("audit_log", audit_rows, id_column="audit_id", events=events)))
