@@ -157,3 +157,40 @@ class ThrottlerMetrics:
 
     def on_window(self, limit_id: str, used: int, limit: int) -> None:
         self._used.set(used / limit, tags={"limit_id": limit_id})
+
+
+class TickerMetrics:
+    """The Ticker's figures: how long each target took to answer a tick, and its failures."""
+
+    def __init__(self) -> None:
+        self._seconds = histogram(
+            "tick_seconds", "time a worker took to answer one tick", tag_keys=["target"]
+        )
+        self._failures = counter(
+            "tick_failures_total", "ticks a worker answered with an error", ["target"]
+        )
+
+    def on_tick(self, target: str, seconds: float, failed: bool) -> None:
+        self._seconds.observe(seconds, tags={"target": target})
+        if failed:
+            self._failures.inc(1, tags={"target": target})
+
+
+class MonitorMetrics:
+    """The PositionMonitor's figures: positions marked, exits by reason, failures."""
+
+    def __init__(self) -> None:
+        self._marked = counter("positions_marked_total", "position marks written")
+        self._exits = counter("exits_total", "exit orders the exit rules created", ["reason"])
+        self._errors = counter(
+            "monitor_errors_total", "positions a tick could not mark, write or exit"
+        )
+
+    def on_tick(self, marked: int, errors: int) -> None:
+        if marked:
+            self._marked.inc(marked)
+        if errors:
+            self._errors.inc(errors)
+
+    def on_exit(self, reason: str) -> None:
+        self._exits.inc(1, tags={"reason": reason})

@@ -15,9 +15,11 @@ import ray
 from actors.clock import ClockActor, RemoteClock
 from actors.executor import PaperExecutor
 from actors.marketdata import MarketDataActor, ProviderSpec, ReplayProviders
+from actors.monitor import PositionMonitor
 from actors.pipeline import OrderCreator, SignalProcessor
 from actors.store import StoreActor
 from actors.throttler import VENDOR_LIMITS, ThrottlerActor
+from actors.ticker import Ticker
 from engine.adapters.replay import bundled_data_dir
 from engine.adapters.symbol_file import load_symbol_table
 from engine.orders import PlanConfig
@@ -161,3 +163,37 @@ def start_engine_one(settings: Settings, store: Any, marketdata: Any, clock: Any
 
 def named(name: str) -> Any:
     return ray.get_actor(name, namespace=NAMESPACE)
+
+
+# --- position monitor and its ticker ---------------------------------------------------
+
+MONITOR_NAME = "tandem-position-monitor"
+TICKER_NAME = "tandem-ticker"
+TICK_INTERVAL_S = 5.0  # live: marks and exit checks every 5 s of wall time
+
+RemotePositionMonitor: Any = ray.remote(PositionMonitor)
+RemoteTicker: Any = ray.remote(Ticker)
+
+
+def start_monitor(
+    settings: Settings,
+    store: Any,
+    marketdata: Any,
+    workers: dict[str, Any],
+    clock: Any,
+) -> dict[str, Any]:
+    """The PositionMonitor (marks, exits through the executor) and, on the live clock, the
+    Ticker that ticks it and the workers' sweeps. A replay has no ticker: its driver ticks
+    the monitor at each simulated minute, once the pipeline is idle."""
+    monitor = _waiting_actor(RemotePositionMonitor, MONITOR_NAME).remote(
+        store, marketdata, workers["executor"]
+    )
+    if settings.clock == "sim":
+        return {"monitor": monitor}
+    targets = [monitor, workers["processor"], workers["order_creator"]]
+    names = ["position-monitor", "signal-sweep", "order-sweep"]
+    ticker = _waiting_actor(RemoteTicker, TICKER_NAME).remote(
+        RemoteClock(clock), targets, TICK_INTERVAL_S, names
+    )
+    ticker.run.remote()  # fire and forget: a second start finds it running and returns
+    return {"monitor": monitor, "ticker": ticker}

@@ -205,6 +205,7 @@ def _start(settings: Settings) -> dict[str, Any]:
         start_clock,
         start_engine_one,
         start_marketdata,
+        start_monitor,
         start_store,
     )
     from api.serve_app import deploy, direct_ingress_env, tandem_environ
@@ -232,9 +233,10 @@ def _start(settings: Settings) -> dict[str, Any]:
         timeout=120,
     )
     log.info("resumed pending work left by the last run: %s", swept)
+    monitors = start_monitor(settings, store, marketdata, workers, clock)
     deploy(settings.host, settings.port, settings.ingress, tandem_environ())
     log.info("tandem started in %.1f s", time.monotonic() - started)
-    return {"store": store, "clock": clock, "marketdata": marketdata, **workers}
+    return {"store": store, "clock": clock, "marketdata": marketdata, **workers, **monitors}
 
 
 def _stop(runtime: dict[str, Any]) -> None:
@@ -244,6 +246,8 @@ def _stop(runtime: dict[str, Any]) -> None:
     from actors.system import stop_store
 
     try:
+        if "ticker" in runtime:
+            ray.get(runtime["ticker"].stop.remote(), timeout=30)
         serve.shutdown()  # type: ignore[no-untyped-call]
         if "store" in runtime:
             stop_store(runtime["store"])

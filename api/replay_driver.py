@@ -28,7 +28,8 @@ IDLE_SQL = """
 SELECT (SELECT count(*) FROM signals WHERE status = 'received')
      + (SELECT count(*) FROM signals s WHERE s.status = 'approved'
         AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id))
-     + (SELECT count(*) FROM orders WHERE status = 'pending_execution') AS busy
+     + (SELECT count(*) FROM orders WHERE status = 'pending_execution') AS busy,
+       (SELECT count(*) FROM positions WHERE status = 'open') AS open_positions
 """
 IDLE_TIMEOUT_S = 60.0
 
@@ -88,8 +89,8 @@ class ReplayDriver:
                         report.statuses.get(response.status_code, 0) + 1
                     )
                     report.posted += 1
-                await self._settle()
-                if self._monitor is not None:
+                open_positions = await self._settle()
+                if self._monitor is not None and open_positions:  # nothing to mark when flat
                     await self._monitor.tick.remote(minute)
                     await self._settle()
                 report.minutes = i + 1
@@ -98,13 +99,13 @@ class ReplayDriver:
         report.seconds = time.monotonic() - started
         return report
 
-    async def _settle(self) -> None:
-        """Wait until nothing is in flight in the pipeline."""
+    async def _settle(self) -> int:
+        """Wait until nothing is in flight in the pipeline; return the open positions."""
         deadline = time.monotonic() + IDLE_TIMEOUT_S
         while True:
             table = await self._store.query.remote(IDLE_SQL, [])
             if table.column("busy")[0].as_py() == 0:
-                return
+                return int(table.column("open_positions")[0].as_py())
             if time.monotonic() > deadline:
                 raise Fatal("the pipeline did not settle within 60 s during the replay")
             await asyncio.sleep(0.005)

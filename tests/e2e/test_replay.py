@@ -52,6 +52,6 @@ def test_two_replays_give_identical_signals_orders_fills_and_positions(tmp_path:
     first = replay(tmp_path / "one")
     second = replay(tmp_path / "two")
     assert len(first["signals"]) == 14
-    assert len(first["orders"]) == 14 and len(first["trades"]) == 14
+    assert len(first["orders"]) == len(first["trades"]) >= 14  # alerts' orders + rule exits
     assert {row[9] for row in first["positions"]} == {"closed"}  # every round trip closed
     assert first == second
