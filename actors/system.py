@@ -80,14 +80,9 @@ def start_throttler(
     timeout_s: float = 60.0,
 ) -> Any:
     """Create (or find) the named Throttler actor shared by every vendor caller."""
-    handle: Any = RemoteThrottlerActor.options(
-        name=name,
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        num_cpus=0,
-        max_restarts=-1,
-        max_concurrency=1000,
-    ).remote(tuple(limits), max_queue=max_queue)
+    handle: Any = _waiting_actor(RemoteThrottlerActor, name).remote(
+        tuple(limits), max_queue=max_queue
+    )
     ray.get(handle.waiting.remote(), timeout=timeout_s)
     return handle
 
@@ -101,14 +96,9 @@ def start_marketdata(
 ) -> Any:
     """Create (or find) the named MarketData actor (replay of the default scenario unless
     `spec` says otherwise), charging vendor calls to `throttler` when given."""
-    handle: Any = RemoteMarketDataActor.options(
-        name=name,
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        num_cpus=0,
-        max_restarts=-1,
-        max_concurrency=1000,
-    ).remote(spec or ReplayProviders(), throttler)
+    handle: Any = _waiting_actor(RemoteMarketDataActor, name).remote(
+        spec or ReplayProviders(), throttler
+    )
     ray.get(handle.stats.remote(), timeout=timeout_s)
     return handle
 

@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote as url_quote
 
 import httpx
 
-from engine.adapters.vendor_http import VendorHttp, VendorReply, vendor_answer
+from engine.adapters.vendor_http import VendorClient, VendorHttp, VendorReply, vendor_answer
 from engine.adapters.vendor_time import (
     NEW_YORK,
     bar_visible_at,
@@ -65,7 +64,7 @@ _MAX_PAGES = 1_000
 _OCC = re.compile(r"^(?P<root>[A-Z0-9]{1,6})(?P<ymd>\d{6})(?P<right>[CP])(?P<strike>\d{8})$")
 
 
-class AlpacaMarketData:
+class AlpacaMarketData(VendorClient):
     """`MarketDataPort` over Alpaca's market-data REST API (see the module docstring)."""
 
     name = "alpaca"
@@ -106,20 +105,6 @@ class AlpacaMarketData:
 
     def __repr__(self) -> str:
         return f"AlpacaMarketData(base_url={self._http.base_url!r}, feed={self._feed!r})"
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> AlpacaMarketData:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def quote(self, symbol: str, as_of: datetime) -> Quote:
         """Latest NBBO (on the configured feed) and latest trade of `symbol`."""

@@ -25,12 +25,11 @@ other 4xx → `Rejected("vendor_rejected")`; 408, 5xx, timeouts and connection e
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from engine.adapters.vendor_http import VendorHttp, VendorReply, vendor_answer
+from engine.adapters.vendor_http import VendorClient, VendorHttp, VendorReply, vendor_answer
 from engine.adapters.vendor_time import bar_visible_at, session_ts
 from engine.clock import Clock, ensure_utc
 from engine.errors import NotFound, Rejected, Retryable
@@ -54,7 +53,7 @@ _NO_DATA = "no_data"
 _DATE_TIME = "%Y-%m-%d %H:%M:%S"
 
 
-class TwelveDataMarketData:
+class TwelveDataMarketData(VendorClient):
     """`MarketDataPort` over TwelveData's REST API (see the module docstring)."""
 
     name = "twelvedata"
@@ -94,20 +93,6 @@ class TwelveDataMarketData:
 
     def __repr__(self) -> str:
         return f"TwelveDataMarketData(base_url={self._http.base_url!r})"
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> TwelveDataMarketData:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def quote(self, symbol: str, as_of: datetime) -> Quote:
         """Last price of `symbol`; bid and ask equal it (TwelveData gives no NBBO)."""

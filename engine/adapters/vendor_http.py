@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import httpx
 
@@ -137,3 +138,23 @@ def vendor_answer(vendor: str, what: str) -> Iterator[None]:
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         detail = f"{vendor} {what}: {type(exc).__name__}: {exc}"
         raise Rejected("vendor_bad_answer", detail) from None
+
+
+class VendorClient:
+    """What every vendor adapter shares: its `VendorHttp`, closing it, `async with`."""
+
+    _http: VendorHttp
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
