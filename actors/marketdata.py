@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from actors.event_sink import EventSink
 from actors.metrics import MarketDataMetrics
 from actors.throttler import VENDOR_LIMITS, RemoteThrottler
 from engine.adapters.alpaca_data import ALPACA_DATA_URL, ALPACA_LIMIT_ID, AlpacaMarketData
@@ -25,6 +26,7 @@ from engine.adapters.replay import ReplayMarketData
 from engine.adapters.twelvedata import TWELVEDATA_LIMIT_ID, TWELVEDATA_URL, TwelveDataMarketData
 from engine.breaker import BreakerState
 from engine.clock import Clock, LiveClock
+from engine.events import Event
 from engine.market_service import MarketDataService, ProviderLimit, RateGate
 from engine.marketdata import Bar, MarketDataPort, OptionContract, OptionQuote, Quote, Timeframe
 from engine.scenarios import DEFAULT_SCENARIO
@@ -102,8 +104,9 @@ def build_providers(spec: ProviderSpec, clock: Clock) -> Providers:
 class _Report:
     """The service's observer: metrics for everything, a log line per breaker change."""
 
-    def __init__(self, metrics: MarketDataMetrics) -> None:
+    def __init__(self, metrics: MarketDataMetrics, sink: EventSink) -> None:
         self.metrics = metrics
+        self.sink = sink
 
     def on_lookup(self, method: str, hit: bool) -> None:
         self.metrics.on_lookup(method, hit)
@@ -116,9 +119,8 @@ class _Report:
 
     def on_state(self, provider: str, old: BreakerState, new: BreakerState, at: datetime) -> None:
         self.metrics.on_transition(provider, old.value, new.value, new.level)
-        log.warning(
-            "circuit breaker %s: %s -> %s at %s", provider, old.value, new.value, at.isoformat()
-        )
+        payload = {"provider": provider, "from": old.value, "to": new.value}
+        self.sink.record(Event("circuit_breaker_changed", "marketdata", at, payload, provider))
 
 
 class MarketDataActor:
@@ -129,6 +131,7 @@ class MarketDataActor:
         *,
         clock: Clock | None = None,
         cache_ttl_s: float = 60.0,
+        store: Any = None,
     ) -> None:
         self._clock = clock if clock is not None else LiveClock()
         self._providers = build_providers(spec or ReplayProviders(), self._clock)
@@ -145,7 +148,7 @@ class MarketDataActor:
             throttler=gate,
             primary_limit=p.primary_limit,
             fallback_limit=p.fallback_limit,
-            observer=_Report(self._metrics),
+            observer=_Report(self._metrics, EventSink(store)),
         )
         for name, state in self._service.stats().breakers.items():
             self._metrics.on_breaker(name, state.level)

@@ -78,10 +78,12 @@ def start_throttler(
     name: str = THROTTLER_NAME,
     max_queue: int = 100,
     timeout_s: float = 60.0,
+    store: Any = None,
 ) -> Any:
-    """Create (or find) the named Throttler actor shared by every vendor caller."""
+    """Create (or find) the named Throttler actor shared by every vendor caller; its
+    warnings go to `store`'s event log when given."""
     handle: Any = _waiting_actor(RemoteThrottlerActor, name).remote(
-        tuple(limits), max_queue=max_queue
+        tuple(limits), max_queue=max_queue, store=store
     )
     ray.get(handle.waiting.remote(), timeout=timeout_s)
     return handle
@@ -93,11 +95,12 @@ def start_marketdata(
     *,
     name: str = MARKETDATA_NAME,
     timeout_s: float = 60.0,
+    store: Any = None,
 ) -> Any:
     """Create (or find) the named MarketData actor (replay of the default scenario unless
     `spec` says otherwise), charging vendor calls to `throttler` when given."""
     handle: Any = _waiting_actor(RemoteMarketDataActor, name).remote(
-        spec or ReplayProviders(), throttler
+        spec or ReplayProviders(), throttler, store=store
     )
     ray.get(handle.stats.remote(), timeout=timeout_s)
     return handle

@@ -17,11 +17,13 @@ from typing import Any
 
 from ray.exceptions import RayActorError
 
+from actors.event_sink import EventSink
 from actors.metrics import ThrottlerMetrics
 from engine.adapters.alpaca_data import ALPACA_DATA_LIMITS
 from engine.adapters.twelvedata import TWELVEDATA_FREE_LIMITS
 from engine.clock import Clock, LiveClock
 from engine.errors import Retryable
+from engine.events import Event
 from engine.throttle import RateLimit, Throttler
 
 # Alpaca's free data plan and TwelveData's free plan (its minute window linked to its day).
@@ -39,6 +41,32 @@ class Grant:
     waited_s: float
 
 
+class _WarnEvents:
+    """The throttler's observer: its metrics, and a `rate_limit_warning` event when a grant
+    leaves a window at or above 90 % of its limit (at most one a minute per window)."""
+
+    def __init__(self, metrics: ThrottlerMetrics, sink: EventSink, clock: Clock) -> None:
+        self._metrics = metrics
+        self._sink = sink
+        self._clock = clock
+        self._last: dict[str, datetime] = {}
+
+    def on_grant(self, limit_id: str, weight: int, waited_s: float) -> None:
+        self._metrics.on_grant(limit_id, weight, waited_s)
+
+    def on_window(self, limit_id: str, used: int, limit: int) -> None:
+        self._metrics.on_window(limit_id, used, limit)
+
+    def on_usage(self, limit_id: str, used: int, limit: int) -> None:
+        self._metrics.on_usage(limit_id, used, limit)
+        now = self._clock.now()
+        last = self._last.get(limit_id)
+        if last is None or (now - last).total_seconds() >= 60:
+            self._last[limit_id] = now
+            payload = {"limit_id": limit_id, "used": used, "limit": limit}
+            self._sink.record(Event("rate_limit_warning", "marketdata", now, payload, limit_id))
+
+
 class ThrottlerActor:
     def __init__(
         self,
@@ -47,10 +75,11 @@ class ThrottlerActor:
         max_queue: int = 100,
         warn_ratio: float = 0.9,
         clock: Clock | None = None,
+        store: Any = None,
     ) -> None:
         self._clock = clock if clock is not None else LiveClock()
         self._limits = {limit.limit_id: limit for limit in limits}
-        self._metrics = ThrottlerMetrics()
+        self._metrics = _WarnEvents(ThrottlerMetrics(), EventSink(store), self._clock)
         self._throttler = Throttler(
             limits,
             self._clock,

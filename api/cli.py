@@ -225,7 +225,7 @@ def _start(settings: Settings) -> dict[str, Any]:
     )
     store = start_store(settings)
     clock = start_clock(settings)
-    marketdata = start_marketdata(_market_data_spec(settings))
+    marketdata = start_marketdata(_market_data_spec(settings), store=store)
     workers = start_engine_one(settings, store, marketdata, clock)
     now = ray.get(clock.now.remote(), timeout=60)
     swept = ray.get(

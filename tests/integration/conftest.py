@@ -87,7 +87,7 @@ def api(ray_session: RaySession) -> Iterator[Any]:
     settings = ray_session.settings
     store = start_store(settings, timeout_s=RAY_TIMEOUT_S)  # keep the handle: it keeps the actor
     clock = start_clock(settings, timeout_s=RAY_TIMEOUT_S)
-    marketdata = start_marketdata(timeout_s=RAY_TIMEOUT_S)
+    marketdata = start_marketdata(timeout_s=RAY_TIMEOUT_S, store=store)
     workers = start_engine_one(settings, store, marketdata, clock)
     deploy(settings.host, settings.port, "direct", ray_session.environ)
     base = f"http://{settings.host}:{settings.port}"

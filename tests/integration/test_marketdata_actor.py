@@ -7,6 +7,8 @@ Every actor a test starts is killed at its end.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -147,3 +149,26 @@ def test_a_full_throttler_queue_raises_rate_limited_through_ray(
     assert err.detail == {"limit_id": "tight", "waiting": 2}
     assert err.retry_after is not None and 3500 < err.retry_after <= 3600
     assert ray.get(throttler.waiting.remote(), timeout=RAY_TIMEOUT_S) == 2
+
+
+def test_a_throttler_near_its_limit_writes_a_warning_event(api: Any) -> None:
+    import ray
+
+    from actors.system import start_throttler, store_handle
+
+    store = store_handle()
+    throttler = start_throttler(
+        [RateLimit("warned", 10, 3600.0)], name="test-throttler-warn", store=store
+    )
+    try:
+        ray.get([throttler.acquire.remote("warned") for _ in range(9)], timeout=RAY_TIMEOUT_S)
+        sql = "SELECT payload FROM events WHERE kind = 'rate_limit_warning' AND entity_id = ?"
+        deadline = time.monotonic() + 30
+        rows: list[Any] = []
+        while not rows and time.monotonic() < deadline:
+            rows = ray.get(store.query.remote(sql, ["warned"]), timeout=RAY_TIMEOUT_S).to_pylist()
+            time.sleep(0.2)
+        assert len(rows) == 1  # once, not once per grant above 90 %
+        assert json.loads(rows[0]["payload"]) == {"limit_id": "warned", "used": 9, "limit": 10}
+    finally:
+        ray.kill(throttler)
