@@ -100,6 +100,7 @@ def run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     runtime = _start(settings)
+    runtime["settings"] = settings
     try:
         _announce(settings)
         if replay and not live and not exit_after_start:
@@ -111,6 +112,26 @@ def run(
     finally:
         _stop(runtime)
     typer.echo("tandem: stopped cleanly")
+
+
+def _drain(settings: Settings, store: Any) -> None:
+    """New webhooks get 503; in-flight work finishes (up to 30 s); then the stop goes on."""
+    import asyncio
+
+    import httpx
+
+    from api.replay_driver import wait_idle
+    from engine.tokens import Role, issue_token
+
+    secret = settings.jwt_secret.get_secret_value()
+    token = issue_token(secret, "tandem-cli", Role.ADMIN, LiveClock().now())
+    url = f"http://{settings.host}:{settings.port}/drain"
+    try:
+        httpx.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    except httpx.HTTPError as exc:
+        log.warning("could not ask the API to drain: %s", exc)
+    if asyncio.run(wait_idle(store, 30.0)) is None:
+        log.warning("work still in flight after 30 s; it resumes at the next start")
 
 
 def _require_live_keys(settings: Settings) -> None:
@@ -246,6 +267,8 @@ def _stop(runtime: dict[str, Any]) -> None:
     from actors.system import stop_store
 
     try:
+        if "settings" in runtime:
+            _drain(runtime["settings"], runtime["store"])
         if "ticker" in runtime:
             ray.get(runtime["ticker"].stop.remote(), timeout=30)
         serve.shutdown()  # type: ignore[no-untyped-call]

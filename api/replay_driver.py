@@ -101,14 +101,22 @@ class ReplayDriver:
 
     async def _settle(self) -> int:
         """Wait until nothing is in flight in the pipeline; return the open positions."""
-        deadline = time.monotonic() + IDLE_TIMEOUT_S
-        while True:
-            table = await self._store.query.remote(IDLE_SQL, [])
-            if table.column("busy")[0].as_py() == 0:
-                return int(table.column("open_positions")[0].as_py())
-            if time.monotonic() > deadline:
-                raise Fatal("the pipeline did not settle within 60 s during the replay")
-            await asyncio.sleep(0.005)
+        open_positions = await wait_idle(self._store, IDLE_TIMEOUT_S)
+        if open_positions is None:
+            raise Fatal("the pipeline did not settle within 60 s during the replay")
+        return open_positions
+
+
+async def wait_idle(store: Any, timeout_s: float) -> int | None:
+    """Wait until no signal or order is in flight; the open positions, or None on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        table = await store.query.remote(IDLE_SQL, [])
+        if table.column("busy")[0].as_py() == 0:
+            return int(table.column("open_positions")[0].as_py())
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(0.005)
 
 
 SUMMARY_QUERIES: dict[str, str] = {

@@ -166,3 +166,20 @@ def test_an_unknown_signal_is_a_typed_404(api: httpx.Client, ray_session: RaySes
     response = api.get("/signals/999999", headers=token(ray_session))
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+def test_while_draining_new_webhooks_get_503_and_only_an_admin_may_drain(
+    api: httpx.Client, ray_session: RaySession
+) -> None:
+    assert api.post("/drain", headers=token(ray_session, Role.VIEWER)).status_code == 403
+    assert api.post("/drain", headers=token(ray_session, Role.TRADER)).status_code == 403
+    assert api.post("/drain").status_code == 401
+    admin = token(ray_session, Role.ADMIN)
+    assert api.post("/drain", headers=admin).json() == {"draining": True}
+    try:
+        refused = api.post("/webhook", json=alert())
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "unavailable"
+    finally:
+        assert api.delete("/drain", headers=admin).json() == {"draining": False}
+    assert api.post("/webhook", json=alert()).status_code == 201
