@@ -42,7 +42,7 @@ integration:
 e2e:
 	$(BIN)/pytest -q tests/e2e
 
-BENCHES := $(filter-out bench/__init__.py bench/loadgen.py,$(wildcard bench/*.py))
+BENCHES := $(filter-out bench/__init__.py bench/loadgen.py bench/servers.py,$(wildcard bench/*.py))
 
 # A smoke run of every benchmark on tiny inputs (figures are not checked here).
 bench-smoke:

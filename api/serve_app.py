@@ -11,6 +11,7 @@ import os
 import socket
 from typing import Any
 
+import ray
 from fastapi import FastAPI
 from ray import serve
 
@@ -39,20 +40,29 @@ class Ingress:
         run_clock: ClockLink = LocalClock(clock)
         if settings.clock == "sim":
             run_clock = RemoteClock(named(CLOCK_NAME))
-        intake = WebhookIntake(settings, run_clock, backend.call_store, _hand_to_pipeline)
+        intake = WebhookIntake(settings, run_clock, backend.call_store, PipelineDoor())
         self._app = create_app(backend, intake)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return self._app
 
 
-def _hand_to_pipeline(signal_id: int) -> None:
-    """Push a new signal to the SignalProcessor at once (not awaited). If it cannot be
-    reached the signal stays `received` in the Store: durable, and picked up again."""
-    try:
-        named(PROCESSOR_NAME).process.remote(signal_id)
-    except ValueError:
-        log.warning("signal %s: no signal processor running; it stays received", signal_id)
+class PipelineDoor:
+    """Pushes a new signal to the SignalProcessor at once (not awaited). The handle is
+    looked up once and again only after a failure. If the processor cannot be reached the
+    signal stays `received` in the Store: durable, and picked up by the next sweep."""
+
+    def __init__(self) -> None:
+        self._processor: Any = None
+
+    def __call__(self, signal_id: int) -> None:
+        try:
+            if self._processor is None:
+                self._processor = named(PROCESSOR_NAME)
+            self._processor.process.remote(signal_id)
+        except (ValueError, ray.exceptions.RayActorError):
+            self._processor = None
+            log.warning("signal %s: no signal processor reachable; it stays received", signal_id)
 
 
 def direct_ingress_env(port: int) -> dict[str, str]:
