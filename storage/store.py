@@ -19,7 +19,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,7 +34,6 @@ from storage.writes import Plan, Stage, StoreState, WriteRequest, WriteResult, p
 log = logging.getLogger(__name__)
 
 Outcome = WriteResult | TandemError
-_DEDUPE_MEMORY = timedelta(minutes=10)
 
 
 class StoreObserver(Protocol):
@@ -76,7 +74,9 @@ class Store:
         max_batch: int = 512,
         readers: int = 2,
         observer: StoreObserver | None = None,
+        dedupe_keys: int = 1_000_000,
     ) -> None:
+        self._dedupe_keys = dedupe_keys
         self._path = path
         self._clock = clock
         self._max_batch = max_batch
@@ -111,7 +111,8 @@ class Store:
             migrator.verify()
         self._conn = conn
         last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-        self._state = StoreState(self._load, int(last_seq[0]) if last_seq else 0)
+        self._state = StoreState(self._load, int(last_seq[0]) if last_seq else 0, self._dedupe_keys)
+        self._state.load_recent()
         self._fk_order = _table_order(conn)
         for _ in range(self._readers):
             self._cursors.put(conn.cursor())
@@ -196,7 +197,7 @@ class Store:
             outcomes[index] = error
             pending = [i for i in pending if i != index]
         assert self._state is not None
-        self._state.forget_before(self._clock.now() - _DEDUPE_MEMORY)
+        self._state.trim()
         failed = sum(1 for o in outcomes.values() if isinstance(o, TandemError))
         self.batches += 1
         self.writes += len(requests)

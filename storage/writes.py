@@ -118,12 +118,26 @@ Loader = Callable[[str, list[Any]], list[tuple[Any, ...]]]
 class StoreState:
     """What the Store knows in memory: last ids, unique keys, recent signals, last seq."""
 
-    def __init__(self, load: Loader, last_seq: int) -> None:
+    def __init__(self, load: Loader, last_seq: int, dedupe_keys: int = 1_000_000) -> None:
         self._load = load
         self.last_ids: dict[str, int] = {}
         self.keys: dict[tuple[str, tuple[str, ...]], set[tuple[Any, ...]]] = {}
         self.recent: dict[str, tuple[int, datetime]] = {}
         self.last_seq = last_seq
+        self.dedupe_keys = dedupe_keys
+        # True while `recent` holds the latest signal of EVERY dedupe key in the database:
+        # then a key missing from memory is new, and no query is needed to know it.
+        self.complete = False
+
+    def load_recent(self) -> None:
+        """At start: the latest signal per dedupe key, newest first, up to the cap."""
+        rows = self._load(
+            "SELECT dedupe_key, arg_max(signal_id, received_at), max(received_at) "
+            "FROM signals GROUP BY dedupe_key ORDER BY 3 DESC LIMIT ?",
+            [self.dedupe_keys + 1],
+        )
+        self.recent = {str(k): (int(i), at) for k, i, at in rows[: self.dedupe_keys]}
+        self.complete = len(rows) <= self.dedupe_keys
 
     def last_id(self, table: str, column: str) -> int:
         if table not in self.last_ids:
@@ -141,7 +155,7 @@ class StoreState:
 
     def recent_signal(self, dedupe_key: str, window_start: datetime) -> int | None:
         hit = self.recent.get(dedupe_key)
-        if hit is None:
+        if hit is None and not self.complete:
             rows = self._load(
                 "SELECT signal_id, received_at FROM signals WHERE dedupe_key = ? "
                 "AND received_at >= ? ORDER BY received_at LIMIT 1",
@@ -152,10 +166,14 @@ class StoreState:
                 self.recent[dedupe_key] = hit
         return hit[0] if hit is not None and hit[1] >= window_start else None
 
-    def forget_before(self, cutoff: datetime) -> None:
-        stale = [k for k, (_id, at) in self.recent.items() if at < cutoff]
-        for key in stale:
-            del self.recent[key]
+    def trim(self) -> None:
+        """Keep at most `dedupe_keys` keys, dropping the oldest; memory is then partial and
+        a miss is looked up in the database."""
+        if len(self.recent) <= self.dedupe_keys:
+            return
+        newest = sorted(self.recent.items(), key=lambda kv: kv[1][1], reverse=True)
+        self.recent = dict(newest[: self.dedupe_keys // 2])
+        self.complete = False
 
 
 class Stage:

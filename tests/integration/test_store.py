@@ -209,3 +209,18 @@ def test_several_parts_commit_together_and_a_refused_part_leaves_no_trace(
     conn = duckdb.connect(str(tmp_path / "t.duckdb"))
     rows = conn.execute("SELECT audit_id, actor, target FROM audit_log ORDER BY 1").fetchall()
     assert rows == [(1, "b", "a"), (2, "a", "d")]
+
+
+def test_dedupe_still_holds_when_memory_keeps_only_part_of_the_keys(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+
+    async def fill(store: Store) -> list[WriteResult]:
+        return list(
+            await asyncio.gather(*(store.write(signal_request(bar_minute=m)) for m in range(10)))
+        )
+
+    first = with_store(db, fill, dedupe_keys=4)  # more keys than memory: it trims itself
+    again = with_store(db, fill, dedupe_keys=4)  # starts partial: misses go to the database
+    assert [r.duplicate_of for r in again] == [r.ids[0] for r in first]
+    whole = with_store(db, fill)  # starts complete: every key answered from memory
+    assert [r.duplicate_of for r in whole] == [r.ids[0] for r in first]
