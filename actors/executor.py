@@ -164,12 +164,7 @@ class PaperExecutor:
         return Insert("positions", (position,), id_column="position_id", events=(event,))
 
     async def _close(self, row: dict[str, Any], fill: Fill) -> Update:
-        current = await self._read.one(
-            "SELECT p.*, o.idempotency_key, o.option_right, o.strike, o.expiry, o.asset_class "
-            "FROM positions p JOIN orders o ON p.entry_order_id = o.order_id "
-            "WHERE p.position_id = ?",
-            [row["position_id"]],
-        )
+        current = await self._read.position_row(row["position_id"])
         if current is None or current["status"] != "open":
             raise Rejected("no_open_position", f"position {row['position_id']}")
         _rest, realised = apply_fill(position_from_row(current), fill)

@@ -29,6 +29,12 @@ from storage.writes import Insert, Several, Update
 log = logging.getLogger(__name__)
 LIVE = "live"
 
+# A position with what its entry order knows (key, contract): the one shape every worker reads.
+POSITIONS_SQL = (
+    "SELECT p.*, o.idempotency_key, o.option_right, o.strike, o.expiry, o.asset_class "
+    "FROM positions p JOIN orders o ON p.entry_order_id = o.order_id"
+)
+
 
 class StoreReader:
     """Rows as dicts from the Store actor (reads run off its commit thread)."""
@@ -44,14 +50,15 @@ class StoreReader:
         found = await self.rows(sql, params)
         return found[0] if found else None
 
+    async def open_position_rows(self, engine: str = LIVE) -> list[dict[str, Any]]:
+        sql = f"{POSITIONS_SQL} WHERE p.status = 'open' AND p.engine = ? ORDER BY p.position_id"
+        return await self.rows(sql, [engine])
+
     async def open_positions(self, engine: str = LIVE) -> list[Position]:
-        rows = await self.rows(
-            "SELECT p.*, o.idempotency_key, o.option_right, o.strike, o.expiry, o.asset_class "
-            "FROM positions p JOIN orders o ON p.entry_order_id = o.order_id "
-            "WHERE p.status = 'open' AND p.engine = ? ORDER BY p.position_id",
-            [engine],
-        )
-        return [position_from_row(r) for r in rows]
+        return [position_from_row(r) for r in await self.open_position_rows(engine)]
+
+    async def position_row(self, position_id: int) -> dict[str, Any] | None:
+        return await self.one(f"{POSITIONS_SQL} WHERE p.position_id = ?", [position_id])
 
     async def risk_limits(self) -> RiskLimits:
         rows = await self.rows("SELECT name, value FROM risk_limits", [])
@@ -211,15 +218,10 @@ class OrderCreator:
     async def _plan_and_insert(self, signal: dict[str, Any]) -> int:
         at: datetime = signal["received_at"]
         if signal["action"] == "exit":
-            positions = await self._read.open_positions()
-            position = next(p for p in positions if p.symbol == signal["symbol"])
-            order = plan_exit(position, at, "exit_signal")
-            row_id = await self._read.one(
-                "SELECT p.position_id FROM positions p JOIN orders o "
-                "ON p.entry_order_id = o.order_id WHERE o.idempotency_key = ?",
-                [position.position_key],
-            )
-            position_id = row_id["position_id"] if row_id else None
+            rows = await self._read.open_position_rows()
+            row = next(r for r in rows if r["symbol"] == signal["symbol"])
+            order = plan_exit(position_from_row(row), at, "exit_signal")
+            position_id = int(row["position_id"])
         else:
             order, position_id = await self._plan_entry(signal, at), None
         result = await self._store.write.remote(
