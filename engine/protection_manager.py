@@ -15,8 +15,9 @@ that only checks at entries). Events are returned as data; the caller stores the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from engine.clock import ensure_utc
 from engine.events import Event
@@ -46,6 +47,18 @@ def lock_event(kind: str, lock: Lock, at: datetime) -> Event:
             "locked_at": lock.locked_at.isoformat(),
             "reason": lock.reason,
         },
+    )
+
+
+def lock_from_payload(payload: Mapping[str, Any]) -> Lock:
+    """The lock a `lock_event` payload describes (to rehydrate held locks from events)."""
+    scope = str(payload["symbol"])
+    return Lock(
+        protection=str(payload["protection"]),
+        symbol=None if scope == GLOBAL else scope,
+        until=ensure_utc(datetime.fromisoformat(str(payload["until"]))),
+        reason=str(payload["reason"]),
+        locked_at=ensure_utc(datetime.fromisoformat(str(payload["locked_at"]))),
     )
 
 

@@ -19,14 +19,17 @@ MaxDrawdown's `calculation_mode="equity"` (the default "ratios" mode is used).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from engine.clock import ensure_utc
 from engine.errors import Fatal
 from engine.positions import ClosedTrade
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
 
 # Freqtrade's ExitType values that StoplossGuard counts.
 STOPLOSS_EXIT_REASONS = frozenset(
@@ -246,7 +249,9 @@ class ProtectionConfig:
     The defaults suit one-trade-per-signal option trading: a 5-minute cooldown per
     symbol, a 4-hour global stop after 3 stop-losses in a day, a 12-hour global stop
     when the ratios drawdown over two days passes 1.0 (one premium lost net), and a
-    1-hour stop for a symbol whose last 2+ trades of the day lost in sum.
+    1-hour stop for a symbol whose last 2+ trades of the day lost in sum. The settings
+    (`from_settings`) default to the same parameters, with CooldownPeriod off: it would
+    refuse a TradingView strategy's own re-entry or reversal right after an exit.
     """
 
     cooldown: CooldownPeriod | None = CooldownPeriod(stop_duration=5)
@@ -260,9 +265,69 @@ class ProtectionConfig:
         lookback_period=1440, trade_limit=2, stop_duration=60, required_profit=0.0
     )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProtectionConfig:
+        """The protections `TANDEM_PROTECTIONS` enables, with their `TANDEM_<METHOD>_*`."""
+        s, on = settings, settings.protection_names
+        return cls(
+            cooldown=_enabled(CooldownPeriod(stop_duration=s.cooldownperiod_stop_duration), on),
+            stoploss_guard=_enabled(
+                StoplossGuard(
+                    lookback_period=s.stoplossguard_lookback_period,
+                    trade_limit=s.stoplossguard_trade_limit,
+                    stop_duration=s.stoplossguard_stop_duration,
+                    only_per_pair=s.stoplossguard_only_per_pair,
+                    required_profit=s.stoplossguard_required_profit,
+                ),
+                on,
+            ),
+            max_drawdown=_enabled(
+                MaxDrawdown(
+                    lookback_period=s.maxdrawdown_lookback_period,
+                    trade_limit=s.maxdrawdown_trade_limit,
+                    stop_duration=s.maxdrawdown_stop_duration,
+                    max_allowed_drawdown=s.maxdrawdown_max_allowed_drawdown,
+                ),
+                on,
+            ),
+            low_profit_pairs=_enabled(
+                LowProfitPairs(
+                    lookback_period=s.lowprofitpairs_lookback_period,
+                    trade_limit=s.lowprofitpairs_trade_limit,
+                    stop_duration=s.lowprofitpairs_stop_duration,
+                    required_profit=s.lowprofitpairs_required_profit,
+                ),
+                on,
+            ),
+        )
 
-def create_default_protections(config: ProtectionConfig | None = None) -> tuple[Protection, ...]:
-    """The enabled protections of `config` (defaults if None), in evaluation order."""
-    cfg = config or ProtectionConfig()
+
+_P = TypeVar("_P", CooldownPeriod, StoplossGuard, MaxDrawdown, LowProfitPairs)
+
+
+def _enabled(protection: _P, names: Collection[str]) -> _P | None:
+    return protection if protection.name in names else None
+
+
+def create_default_protections(
+    config: ProtectionConfig | Settings | None = None,
+) -> tuple[Protection, ...]:
+    """The enabled protections of `config` (a `ProtectionConfig`, the run's `Settings`, or
+    None for `ProtectionConfig()`'s defaults), in evaluation order."""
+    if config is None:
+        cfg = ProtectionConfig()
+    elif isinstance(config, ProtectionConfig):
+        cfg = config
+    else:
+        cfg = ProtectionConfig.from_settings(config)
     chosen = (cfg.cooldown, cfg.stoploss_guard, cfg.max_drawdown, cfg.low_profit_pairs)
     return tuple(p for p in chosen if p is not None)
+
+
+def history_minutes(protections: Sequence[Protection]) -> int:
+    """How far back (minutes before now) closed trades can matter to any of `protections`:
+    the longest lookback_period, or stop_duration for CooldownPeriod, which has none."""
+    spans = [
+        int(getattr(p, "lookback_period", getattr(p, "stop_duration", 0))) for p in protections
+    ]
+    return max(spans, default=0)
