@@ -43,9 +43,10 @@ log = logging.getLogger(__name__)
 OPEN_POSITIONS_SQL = """
 SELECT p.*, o.idempotency_key, o.option_right, o.strike, o.expiry, o.asset_class,
     (SELECT count(*) FROM orders x WHERE x.position_id = p.position_id
-        AND x.intent = 'exit' AND x.status = 'pending_execution') AS exits_pending,
+        AND x.intent = 'exit'
+        AND x.status IN ('pending_execution', 'submitted', 'partially_filled')) AS exits_pending,
     (SELECT count(*) FROM orders x WHERE x.position_id = p.position_id
-        AND x.intent = 'exit' AND x.status = 'failed') AS exits_failed
+        AND x.intent = 'exit' AND x.status IN ('failed', 'rejected', 'lost')) AS exits_failed
 FROM positions p JOIN orders o ON p.entry_order_id = o.order_id
 WHERE p.status = 'open' AND p.engine = ? ORDER BY p.position_id
 """
@@ -133,11 +134,11 @@ def exits_due(
 class PositionMonitor:
     """Marks and exit checks for Engine 1's open positions, one `tick(now)` at a time."""
 
-    def __init__(self, store: Any, marketdata: Any, executor: Any) -> None:
+    def __init__(self, store: Any, marketdata: Any, tracker: Any) -> None:
         self._read = StoreReader(store)
         self._store = store
         self._md = marketdata
-        self._executor = executor
+        self._tracker = tracker
         self._calendar = xnys_calendar()
         self._metrics = MonitorMetrics()
 
@@ -179,7 +180,7 @@ class PositionMonitor:
         return marked, errors
 
     async def check_exits(self, marked: Sequence[Marked], now: datetime) -> tuple[int, int]:
-        """Plan, insert and hand to the executor every exit due; returns (exits, errors)."""
+        """Plan, insert and hand to the order tracker every exit due; returns (exits, errors)."""
         if not marked:
             return 0, 0
         rules = await self._read.exit_rules()
@@ -206,7 +207,7 @@ class PositionMonitor:
         return quote
 
     async def _exit(self, held: Held, order: PlannedOrder) -> bool:
-        """Insert the exit order and send it to the executor; False if it already exists."""
+        """Insert the exit order and send it to the order tracker; False if it already exists."""
         try:
             result = await self._store.write.remote(
                 Insert(
@@ -219,5 +220,5 @@ class PositionMonitor:
             )
         except Conflict:
             return False  # another tick planned this exit first: already exiting
-        self._executor.execute.remote(int(result.ids[0]))
+        self._tracker.submit.remote(int(result.ids[0]))
         return True

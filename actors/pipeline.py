@@ -15,11 +15,12 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
+from actors.protection_locks import ProtectionLocks, Protections
 from engine.calendar import xnys_calendar
 from engine.errors import Conflict, Rejected, Retryable
 from engine.events import Event
 from engine.exits import ExitRules
-from engine.marketdata import OptionQuote
+from engine.marketdata import OptionQuote, Right
 from engine.orders import PlanConfig, PlannedOrder, plan_entry, plan_exit
 from engine.positions import Position
 from engine.risk import RiskLimits, check_entry
@@ -34,6 +35,31 @@ POSITIONS_SQL = (
     "SELECT p.*, o.idempotency_key, o.option_right, o.strike, o.expiry, o.asset_class "
     "FROM positions p JOIN orders o ON p.entry_order_id = o.order_id"
 )
+
+
+def planned_from_row(r: dict[str, Any]) -> PlannedOrder:
+    return PlannedOrder(
+        idempotency_key=r["idempotency_key"],
+        client_order_id=r["client_order_id"],
+        intent=r["intent"],
+        signal_id=r["signal_id"],
+        engine=r["engine"],
+        symbol=r["symbol"],
+        instrument=r["instrument"],
+        asset_class=r["asset_class"],
+        right=None if r["option_right"] is None else Right(r["option_right"]),
+        strike=r["strike"],
+        expiry=r["expiry"],
+        side=r["side"],
+        position_side=r["position_side"],
+        quantity=int(r["quantity"]),
+        multiplier=int(r["multiplier"]),
+        reference_price=r["reference_price"],
+        created_at=r["created_at"],
+        limit_price=r["limit_price"],
+        order_type=r["order_type"],
+        reason=r["reason"],
+    )
 
 
 class StoreReader:
@@ -103,12 +129,15 @@ def _decision(signal_id: int, at: datetime, approved: bool, reason: str | None) 
 class SignalProcessor:
     """Enrich and risk-check a received signal: approved (→ OrderCreator) or rejected."""
 
-    def __init__(self, store: Any, marketdata: Any, order_creator: Any) -> None:
+    def __init__(
+        self, store: Any, marketdata: Any, order_creator: Any, protections: Protections = ()
+    ) -> None:
         self._read = StoreReader(store)
         self._store = store
         self._md = marketdata
         self._orders = order_creator
         self._calendar = xnys_calendar()
+        self._locks = ProtectionLocks(store, protections, LIVE)
 
     async def process(self, signal_id: int) -> str:
         signal = await self._read.one("SELECT * FROM signals WHERE signal_id = ?", [signal_id])
@@ -129,7 +158,8 @@ class SignalProcessor:
 
     async def tick(self, now: datetime) -> int:
         """Sweep: decide signals left `received`, re-push approved ones with no order yet
-        (work a crash or a lost message left behind). Idempotent."""
+        (work a crash or a lost message left behind), then record the protection locks
+        and unlocks due at `now`. Idempotent."""
         received = await self._read.rows(
             "SELECT signal_id FROM signals WHERE status = 'received' ORDER BY signal_id", []
         )
@@ -142,6 +172,7 @@ class SignalProcessor:
         )
         for row in orphans:
             self._orders.create.remote(int(row["signal_id"]))
+        await self._locks.refresh(now)
         return len(received) + len(orphans)
 
     async def _decide(self, signal: dict[str, Any]) -> tuple[bool, str | None]:
@@ -165,7 +196,7 @@ class SignalProcessor:
             positions,
             limits,
             market_open=self._calendar.is_open(at),
-            lock=None,
+            lock=await self._locks.lock_for(signal["symbol"], at),
             capital_needed=budget,
         )
         return decision.approved, decision.reason
@@ -175,12 +206,12 @@ class OrderCreator:
     """Plan the order for an approved signal (entry, or the exit of its open position)."""
 
     def __init__(
-        self, store: Any, marketdata: Any, executor: Any, symbols: SymbolTable, plan: PlanConfig
+        self, store: Any, marketdata: Any, tracker: Any, symbols: SymbolTable, plan: PlanConfig
     ) -> None:
         self._read = StoreReader(store)
         self._store = store
         self._md = marketdata
-        self._executor = executor
+        self._tracker = tracker
         self._symbols = symbols
         self._plan = plan
 
@@ -201,18 +232,18 @@ class OrderCreator:
             except Rejected as exc:
                 await self._store.write.remote(_order_refused(signal, exc.code))
                 return None
-        self._executor.execute.remote(order_id)
+        self._tracker.submit.remote(order_id)
         return order_id
 
     async def tick(self, now: datetime) -> int:
-        """Sweep: hand every order still pending execution to the executor again."""
+        """Sweep: hand every order still pending execution to the order tracker again."""
         rows = await self._read.rows(
             "SELECT order_id FROM orders WHERE status = 'pending_execution' AND engine = ? "
             "ORDER BY order_id",
             [LIVE],
         )
         for row in rows:
-            self._executor.execute.remote(int(row["order_id"]))
+            self._tracker.submit.remote(int(row["order_id"]))
         return len(rows)
 
     async def _plan_and_insert(self, signal: dict[str, Any]) -> int:

@@ -13,16 +13,18 @@ from typing import Any
 import ray
 
 from actors.clock import ClockActor, RemoteClock
-from actors.executor import PaperExecutor
+from actors.executor import PaperExecutor, RemoteBroker
 from actors.marketdata import MarketDataActor, ProviderSpec, ReplayProviders
 from actors.monitor import PositionMonitor
 from actors.pipeline import OrderCreator, SignalProcessor
 from actors.store import StoreActor
 from actors.throttler import VENDOR_LIMITS, ThrottlerActor
 from actors.ticker import Ticker
+from actors.tracker import OrderTracker
 from engine.adapters.replay import bundled_data_dir
 from engine.adapters.symbol_file import load_symbol_table
 from engine.orders import PlanConfig
+from engine.protections import create_default_protections
 from engine.settings import Settings
 from engine.throttle import RateLimit
 
@@ -112,11 +114,13 @@ CLOCK_NAME = "tandem-clock"
 PROCESSOR_NAME = "tandem-signal-processor"
 ORDER_CREATOR_NAME = "tandem-order-creator"
 EXECUTOR_NAME = "tandem-paper-executor"
+TRACKER_NAME = "tandem-order-tracker"
 
 RemoteClockActor: Any = ray.remote(ClockActor)
 RemoteSignalProcessor: Any = ray.remote(SignalProcessor)
 RemoteOrderCreator: Any = ray.remote(OrderCreator)
 RemotePaperExecutor: Any = ray.remote(PaperExecutor)
+RemoteOrderTracker: Any = ray.remote(OrderTracker)
 
 
 def _waiting_actor(remote: Any, name: str) -> Any:
@@ -138,20 +142,32 @@ def start_clock(settings: Settings, timeout_s: float = 60.0) -> Any:
     return handle
 
 
-def start_engine_one(settings: Settings, store: Any, marketdata: Any, clock: Any) -> dict[str, Any]:
-    """SignalProcessor → OrderCreator → PaperExecutor, each holding the next one's handle."""
+def start_engine_one(
+    settings: Settings, store: Any, marketdata: Any, clock: Any, timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """SignalProcessor → OrderCreator → OrderTracker → PaperExecutor (the paper broker),
+    each holding the next one's handle. The tracker reconciles with the broker first."""
     symbols = load_symbol_table(bundled_data_dir() / "symbol_properties.csv")
-    plan = PlanConfig(instrument_mode="option", target_dte=settings.target_dte)
+    plan = PlanConfig(instrument_mode=settings.instrument_mode, target_dte=settings.target_dte)
     executor = _waiting_actor(RemotePaperExecutor, EXECUTOR_NAME).remote(
-        store, marketdata, RemoteClock(clock), symbols, settings.slippage_ticks
+        marketdata, RemoteClock(clock), symbols, settings.slippage_ticks
     )
+    tracker = _waiting_actor(RemoteOrderTracker, TRACKER_NAME).remote(
+        store, RemoteBroker(executor), RemoteClock(clock)
+    )
+    ray.get(tracker.reconcile.remote(), timeout=timeout_s)  # start-up: our book vs the broker's
     creator = _waiting_actor(RemoteOrderCreator, ORDER_CREATOR_NAME).remote(
-        store, marketdata, executor, symbols, plan
+        store, marketdata, tracker, symbols, plan
     )
     processor = _waiting_actor(RemoteSignalProcessor, PROCESSOR_NAME).remote(
-        store, marketdata, creator
+        store, marketdata, creator, create_default_protections(settings)
     )
-    return {"executor": executor, "order_creator": creator, "processor": processor}
+    return {
+        "executor": executor,
+        "tracker": tracker,
+        "order_creator": creator,
+        "processor": processor,
+    }
 
 
 def named(name: str) -> Any:
@@ -175,16 +191,16 @@ def start_monitor(
     workers: dict[str, Any],
     clock: Any,
 ) -> dict[str, Any]:
-    """The PositionMonitor (marks, exits through the executor) and, on the live clock, the
+    """The PositionMonitor (marks, exits through the order tracker) and, on the live clock, the
     Ticker that ticks it and the workers' sweeps. A replay has no ticker: its driver ticks
     the monitor at each simulated minute, once the pipeline is idle."""
     monitor = _waiting_actor(RemotePositionMonitor, MONITOR_NAME).remote(
-        store, marketdata, workers["executor"]
+        store, marketdata, workers["tracker"]
     )
     if settings.clock == "sim":
         return {"monitor": monitor}
-    targets = [monitor, workers["processor"], workers["order_creator"]]
-    names = ["position-monitor", "signal-sweep", "order-sweep"]
+    targets = [monitor, workers["processor"], workers["order_creator"], workers["tracker"]]
+    names = ["position-monitor", "signal-sweep", "order-sweep", "order-tracker"]
     ticker = _waiting_actor(RemoteTicker, TICKER_NAME).remote(
         RemoteClock(clock), targets, TICK_INTERVAL_S, names
     )

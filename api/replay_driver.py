@@ -28,7 +28,8 @@ IDLE_SQL = """
 SELECT (SELECT count(*) FROM signals WHERE status = 'received')
      + (SELECT count(*) FROM signals s WHERE s.status = 'approved'
         AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id))
-     + (SELECT count(*) FROM orders WHERE status = 'pending_execution') AS busy,
+     + (SELECT count(*) FROM orders
+        WHERE status IN ('pending_execution', 'submitted', 'partially_filled')) AS busy,
        (SELECT count(*) FROM positions WHERE status = 'open') AS open_positions
 """
 IDLE_TIMEOUT_S = 60.0
@@ -89,26 +90,34 @@ class ReplayDriver:
                         report.statuses.get(response.status_code, 0) + 1
                     )
                     report.posted += 1
-                open_positions = await self._settle()
+                limit = timeline[i + 1] if i + 1 < len(timeline) else None
+                open_positions = await self._settle(limit)
                 if self._monitor is not None and open_positions:  # nothing to mark when flat
                     await self._monitor.tick.remote(minute)
-                    await self._settle()
+                    await self._settle(limit)
                 report.minutes = i + 1
                 if self._progress is not None:
                     self._progress(i + 1, len(timeline))
         report.seconds = time.monotonic() - started
         return report
 
-    async def _settle(self) -> int:
+    async def _settle(self, limit: datetime | None) -> int:
         """Wait until nothing is in flight in the pipeline; return the open positions."""
-        open_positions = await wait_idle(self._store, IDLE_TIMEOUT_S)
+        open_positions = await wait_idle(self._store, IDLE_TIMEOUT_S, self._clock, limit)
         if open_positions is None:
             raise Fatal("the pipeline did not settle within 60 s during the replay")
         return open_positions
 
 
-async def wait_idle(store: Any, timeout_s: float) -> int | None:
-    """Wait until no signal or order is in flight; the open positions, or None on timeout."""
+async def wait_idle(
+    store: Any, timeout_s: float, clock: Any = None, limit: datetime | None = None
+) -> int | None:
+    """Wait until no signal or order is in flight; the open positions, or None on timeout.
+
+    With the simulated `clock`: while work is in flight and someone sleeps on the clock (a
+    fill retried after 1 s, a paper share order waiting for its bar to close), simulated
+    time moves to that wake-up, but never past `limit` (the replay's next minute).
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         table = await store.query.remote(IDLE_SQL, [])
@@ -116,6 +125,11 @@ async def wait_idle(store: Any, timeout_s: float) -> int | None:
             return int(table.column("open_positions")[0].as_py())
         if time.monotonic() > deadline:
             return None
+        if clock is not None:
+            wake = await clock.next_deadline.remote()
+            if wake is not None and (limit is None or wake <= limit):
+                await clock.advance_to.remote(wake)
+                continue
         await asyncio.sleep(0.005)
 
 

@@ -23,6 +23,8 @@ DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 DEV_JWT_SECRET = "dev-jwt-secret-change-me-0123456789abcdef"
 
 Ingress = Literal["direct", "proxy"]
+# Freqtrade's protection method names, as `engine.protections` implements them.
+PROTECTIONS = ("CooldownPeriod", "StoplossGuard", "MaxDrawdown", "LowProfitPairs")
 
 
 class Settings(BaseSettings):
@@ -57,6 +59,24 @@ class Settings(BaseSettings):
     scenario: str = "spy-2013-10"
     target_dte: int = Field(default=7, ge=0, le=365)
     slippage_ticks: int = Field(default=1, ge=0, le=100)
+    # Protections: TANDEM_<METHOD>_<PARAMETER>, Freqtrade's parameter names; periods in minutes.
+    protections: str = "StoplossGuard,MaxDrawdown,LowProfitPairs"
+    cooldownperiod_stop_duration: int = Field(default=5, ge=0)
+    stoplossguard_lookback_period: int = Field(default=1440, ge=0)
+    stoplossguard_trade_limit: int = Field(default=3, ge=1)
+    stoplossguard_stop_duration: int = Field(default=240, ge=0)
+    stoplossguard_only_per_pair: bool = False
+    stoplossguard_required_profit: float = Field(default=0.0, allow_inf_nan=False)
+    maxdrawdown_lookback_period: int = Field(default=2880, ge=0)
+    maxdrawdown_trade_limit: int = Field(default=3, ge=1)
+    maxdrawdown_stop_duration: int = Field(default=720, ge=0)
+    maxdrawdown_max_allowed_drawdown: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    lowprofitpairs_lookback_period: int = Field(default=1440, ge=0)
+    lowprofitpairs_trade_limit: int = Field(default=2, ge=1)
+    lowprofitpairs_stop_duration: int = Field(default=60, ge=0)
+    lowprofitpairs_required_profit: float = Field(default=0.0, allow_inf_nan=False)
+    instrument_mode: Literal["option", "equity"] = "option"
+    opposite_entry: Literal["reject", "reverse"] = "reject"
     store_max_batch: int = Field(default=512, ge=1, le=100_000)
     export_interval_s: float = Field(default=1.0, gt=0)
     export_max_rows: int = Field(default=100_000, ge=1)
@@ -83,6 +103,19 @@ class Settings(BaseSettings):
         for item in _split(value):
             ipaddress.ip_network(item, strict=False)  # raises ValueError naming the item
         return value
+
+    @field_validator("protections")
+    @classmethod
+    def _known_protections(cls, value: str) -> str:
+        unknown = [name for name in _split(value) if name not in PROTECTIONS]
+        if unknown:
+            raise ValueError(f"unknown protections {unknown}; known: {', '.join(PROTECTIONS)}")
+        return value
+
+    @property
+    def protection_names(self) -> tuple[str, ...]:
+        """The enabled protections (Freqtrade's method names); empty means none."""
+        return _split(self.protections)
 
     @property
     def webhook_sources(self) -> tuple[str, ...]:

@@ -28,12 +28,12 @@ def monitor(api: httpx.Client) -> Iterator[Any]:
     import ray
 
     from actors.monitor import PositionMonitor
-    from actors.system import EXECUTOR_NAME, MARKETDATA_NAME, named, store_handle
+    from actors.system import MARKETDATA_NAME, TRACKER_NAME, named, store_handle
 
     handle = (
         ray.remote(PositionMonitor)
         .options(num_cpus=0)
-        .remote(store_handle(), named(MARKETDATA_NAME), named(EXECUTOR_NAME))
+        .remote(store_handle(), named(MARKETDATA_NAME), named(TRACKER_NAME))
     )
     yield handle
     ray.kill(handle)
