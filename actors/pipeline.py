@@ -130,12 +130,19 @@ class SignalProcessor:
     """Enrich and risk-check a received signal: approved (→ OrderCreator) or rejected."""
 
     def __init__(
-        self, store: Any, marketdata: Any, order_creator: Any, protections: Protections = ()
+        self,
+        store: Any,
+        marketdata: Any,
+        order_creator: Any,
+        protections: Protections = (),
+        *,
+        opposite_entry: str = "reject",
     ) -> None:
         self._read = StoreReader(store)
         self._store = store
         self._md = marketdata
         self._orders = order_creator
+        self._reverse = opposite_entry == "reverse"
         self._calendar = xnys_calendar()
         self._locks = ProtectionLocks(store, protections, LIVE)
 
@@ -180,8 +187,11 @@ class SignalProcessor:
         mine = [p for p in positions if p.symbol == signal["symbol"]]
         if signal["action"] == "exit":
             return (True, "exit") if mine else (False, "no_open_position")
-        if any(p.side != signal["direction"] for p in mine):
+        opposite = [p for p in mine if p.direction != signal["direction"]]
+        if opposite and not self._reverse:
             return False, "opposite_position_open"
+        # a reversal closes the opposite position first: the entry is checked without it
+        positions = [p for p in positions if p not in opposite]
         at: datetime = signal["received_at"]
         try:
             await self._md.quote.remote(signal["symbol"], at)
@@ -199,6 +209,8 @@ class SignalProcessor:
             lock=await self._locks.lock_for(signal["symbol"], at),
             capital_needed=budget,
         )
+        if decision.approved and opposite:
+            return True, "reverse"
         return decision.approved, decision.reason
 
 
@@ -216,19 +228,29 @@ class OrderCreator:
         self._plan = plan
 
     async def create(self, signal_id: int) -> int | None:
+        """The order of an approved signal, inserted once and handed to the tracker.
+
+        An entry opposite to an open position (approved only with `opposite_entry=reverse`)
+        first closes that position: its exit order (reason `reversal`, the position's own
+        exit key, so it is one order with any other exit of it) must fill before the entry
+        is planned. Until it has, the signal waits; the sweep comes back to it.
+        """
         signal = await self._read.one("SELECT * FROM signals WHERE signal_id = ?", [signal_id])
         if signal is None or signal["status"] != "approved":
             return None
         existing = await self._read.one(
-            "SELECT order_id FROM orders WHERE signal_id = ?", [signal_id]
+            "SELECT order_id FROM orders WHERE signal_id = ? AND intent = ?",
+            [signal_id, signal["action"]],
         )
         if existing is not None:  # never two orders for one signal
             order_id = int(existing["order_id"])
         else:
+            if signal["action"] == "entry" and not await self._reverse_first(signal):
+                return None
             try:
                 order_id = await self._plan_and_insert(signal)
-            except Conflict:  # a sweep and a message raced: the other one inserted it
-                return await self.create(signal_id)
+            except Conflict:  # a sweep and a message raced, or the position is exiting
+                order_id = await self._order_of(signal)
             except Rejected as exc:
                 await self._store.write.remote(_order_refused(signal, exc.code))
                 return None
@@ -236,7 +258,9 @@ class OrderCreator:
         return order_id
 
     async def tick(self, now: datetime) -> int:
-        """Sweep: hand every order still pending execution to the order tracker again."""
+        """Sweep: hand every order still pending execution to the order tracker again, and
+        come back to approved signals whose own order is not there yet (a reversal waiting
+        for its exit)."""
         rows = await self._read.rows(
             "SELECT order_id FROM orders WHERE status = 'pending_execution' AND engine = ? "
             "ORDER BY order_id",
@@ -244,7 +268,61 @@ class OrderCreator:
         )
         for row in rows:
             self._tracker.submit.remote(int(row["order_id"]))
-        return len(rows)
+        waiting = await self._read.rows(
+            "SELECT s.signal_id FROM signals s WHERE s.status = 'approved' AND EXISTS "
+            "(SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id) AND NOT EXISTS "
+            "(SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id AND o.intent = s.action) "
+            "ORDER BY s.signal_id",
+            [],
+        )
+        for row in waiting:
+            await self.create(int(row["signal_id"]))
+        return len(rows) + len(waiting)
+
+    async def _reverse_first(self, signal: dict[str, Any]) -> bool:
+        """Close every open position on the signal's symbol opposite to it; True when none
+        is left open (nothing to reverse, or the reversal's exits have filled)."""
+        rows = await self._read.open_position_rows()
+        opposite = [
+            r
+            for r in rows
+            if r["symbol"] == signal["symbol"]
+            and position_from_row(r).direction != signal["direction"]
+        ]
+        if opposite and self._plan.opposite_entry != "reverse":
+            raise Rejected("opposite_position_open", signal["symbol"])
+        at: datetime = signal["received_at"]
+        for row in opposite:
+            order = plan_exit(position_from_row(row), at, "reversal")
+            try:
+                order_id = await self._insert(order, signal["signal_id"], int(row["position_id"]))
+            except Conflict:  # the position is already exiting: wait for that exit
+                order_id = await self._order_id(order.idempotency_key)
+            state = await self._tracker.submit.remote(order_id)
+            if state != "filled":
+                return False
+        return True
+
+    async def _order_of(self, signal: dict[str, Any]) -> int:
+        found = await self._read.one(
+            "SELECT order_id FROM orders WHERE signal_id = ? AND intent = ?",
+            [signal["signal_id"], signal["action"]],
+        )
+        if found is not None:
+            return int(found["order_id"])
+        # an exit alert for a position that is already exiting: that exit is its order
+        rows = await self._read.open_position_rows()
+        row = next(r for r in rows if r["symbol"] == signal["symbol"])
+        key = plan_exit(position_from_row(row), signal["received_at"], "exit_signal")
+        return await self._order_id(key.idempotency_key)
+
+    async def _order_id(self, idempotency_key: str) -> int:
+        found = await self._read.one(
+            "SELECT order_id FROM orders WHERE idempotency_key = ?", [idempotency_key]
+        )
+        if found is None:
+            raise Rejected("not_found", f"no order {idempotency_key}")
+        return int(found["order_id"])
 
     async def _plan_and_insert(self, signal: dict[str, Any]) -> int:
         at: datetime = signal["received_at"]
@@ -252,13 +330,16 @@ class OrderCreator:
             rows = await self._read.open_position_rows()
             row = next(r for r in rows if r["symbol"] == signal["symbol"])
             order = plan_exit(position_from_row(row), at, "exit_signal")
-            position_id = int(row["position_id"])
+            position_id: int | None = int(row["position_id"])
         else:
             order, position_id = await self._plan_entry(signal, at), None
+        return await self._insert(order, signal["signal_id"], position_id)
+
+    async def _insert(self, order: PlannedOrder, signal_id: int, position_id: int | None) -> int:
         result = await self._store.write.remote(
             Insert(
                 "orders",
-                (order_row(order, signal["signal_id"], position_id),),
+                (order_row(order, signal_id, position_id),),
                 id_column="order_id",
                 unique=(("idempotency_key",), ("client_order_id",)),
                 events=(order_event(order, "order_created"),),

@@ -148,7 +148,11 @@ def start_engine_one(
     """SignalProcessor → OrderCreator → OrderTracker → PaperExecutor (the paper broker),
     each holding the next one's handle. The tracker reconciles with the broker first."""
     symbols = load_symbol_table(bundled_data_dir() / "symbol_properties.csv")
-    plan = PlanConfig(instrument_mode=settings.instrument_mode, target_dte=settings.target_dte)
+    plan = PlanConfig(
+        instrument_mode=settings.instrument_mode,
+        target_dte=settings.target_dte,
+        opposite_entry=settings.opposite_entry,
+    )
     executor = _waiting_actor(RemotePaperExecutor, EXECUTOR_NAME).remote(
         marketdata, RemoteClock(clock), symbols, settings.slippage_ticks
     )
@@ -160,7 +164,11 @@ def start_engine_one(
         store, marketdata, tracker, symbols, plan
     )
     processor = _waiting_actor(RemoteSignalProcessor, PROCESSOR_NAME).remote(
-        store, marketdata, creator, create_default_protections(settings)
+        store,
+        marketdata,
+        creator,
+        create_default_protections(settings),
+        opposite_entry=settings.opposite_entry,
     )
     return {
         "executor": executor,

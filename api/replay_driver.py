@@ -26,8 +26,8 @@ from engine.errors import Fatal
 
 IDLE_SQL = """
 SELECT (SELECT count(*) FROM signals WHERE status = 'received')
-     + (SELECT count(*) FROM signals s WHERE s.status = 'approved'
-        AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id))
+     + (SELECT count(*) FROM signals s WHERE s.status = 'approved' AND NOT EXISTS
+        (SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id AND o.intent = s.action))
      + (SELECT count(*) FROM orders
         WHERE status IN ('pending_execution', 'submitted', 'partially_filled')) AS busy,
        (SELECT count(*) FROM positions WHERE status = 'open') AS open_positions

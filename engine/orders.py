@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 InstrumentMode = Literal["option", "equity"]
 OrderSide = Literal["buy", "sell"]
 OrderIntent = Literal["entry", "exit"]
+OppositeEntry = Literal["reject", "reverse"]
 QuoteLookup = Callable[[OptionContract], OptionQuote | None]
 
 ORDER_TYPE_PAPER = "paper"
@@ -53,6 +54,9 @@ class PlanConfig:
 
     `strike_offset_steps`: 0 = at the money (listed strike nearest spot); N > 0 = N listed
     strikes out of the money; N < 0 = in the money.
+
+    `opposite_entry`: what an entry opposite to an open position on its symbol does:
+    `reject` it (the default), or `reverse` (close that position first, then enter).
     """
 
     instrument_mode: InstrumentMode = "option"
@@ -60,8 +64,11 @@ class PlanConfig:
     risk_pct: float = 0.02
     target_dte: int = 7
     strike_offset_steps: int = 0
+    opposite_entry: OppositeEntry = "reject"
 
     def __post_init__(self) -> None:
+        if self.opposite_entry not in ("reject", "reverse"):
+            raise Fatal(f"opposite_entry must be reject or reverse, got {self.opposite_entry!r}")
         if self.instrument_mode not in ("option", "equity"):
             raise Fatal(f"instrument_mode must be option or equity, got {self.instrument_mode!r}")
         if not (math.isfinite(self.capital) and self.capital > 0):

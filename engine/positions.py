@@ -50,6 +50,13 @@ class Position:
         return 1 if self.side == "long" else -1
 
     @property
+    def direction(self) -> Direction:
+        """The view on the underlying: a long call or a short put is long, a long put or a
+        short call is short; shares are their side."""
+        bearish = (self.side == "short") != (self.right == Right.PUT)
+        return "short" if bearish else "long"
+
+    @property
     def cost_basis(self) -> float:
         """avg_price × quantity × multiplier."""
         return self.avg_price * self.quantity * self.multiplier

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -158,3 +159,17 @@ def test_closing_in_parts_realises_the_same_as_at_once(
     rest_pos, rest = apply_fill(first_pos, option_fill("sell", qty - part, exit_))
     assert rest_pos is None
     assert first + rest == pytest.approx(whole, rel=1e-9, abs=1e-9)
+
+
+def test_a_positions_direction_is_its_view_on_the_underlying() -> None:
+    base = open_position(option_fill("buy", 1, 1.0))
+    views = {
+        ("long", None): "long",
+        ("short", None): "short",
+        ("long", Right.CALL): "long",
+        ("long", Right.PUT): "short",
+        ("short", Right.CALL): "short",
+        ("short", Right.PUT): "long",
+    }
+    for (side, right), view in views.items():
+        assert replace(base, side=side, right=right).direction == view
