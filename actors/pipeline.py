@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from actors.protection_locks import ProtectionLocks, Protections
@@ -29,6 +29,7 @@ from storage.writes import Insert, Several, Update
 
 log = logging.getLogger(__name__)
 LIVE = "live"
+LIMITS_TTL = timedelta(seconds=5)
 
 # A position with what its entry order knows (key, contract): the one shape every worker reads.
 POSITIONS_SQL = (
@@ -67,6 +68,7 @@ class StoreReader:
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self._limits: tuple[datetime, RiskLimits] | None = None
 
     async def rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         table = await self.store.query.remote(sql, params)
@@ -86,9 +88,18 @@ class StoreReader:
     async def position_row(self, position_id: int) -> dict[str, Any] | None:
         return await self.one(f"{POSITIONS_SQL} WHERE p.position_id = ?", [position_id])
 
-    async def risk_limits(self) -> RiskLimits:
+    async def risk_limits(self, at: datetime | None = None) -> RiskLimits:
+        """The `risk_limits` table. With `at` (the event time deciding), a copy read at most
+        `LIMITS_TTL` of event time earlier is reused: an admin's change applies within 5 s."""
+        if at is not None and self._limits is not None:
+            read_at, limits = self._limits
+            if read_at <= at < read_at + LIMITS_TTL:
+                return limits
         rows = await self.rows("SELECT name, value FROM risk_limits", [])
-        return RiskLimits.from_rows({r["name"]: r["value"] for r in rows})
+        limits = RiskLimits.from_rows({r["name"]: r["value"] for r in rows})
+        if at is not None:
+            self._limits = (at, limits)
+        return limits
 
     async def exit_rules(self) -> ExitRules:
         rows = await self.rows("SELECT name, value, enabled FROM exit_rules", [])
@@ -160,7 +171,7 @@ class SignalProcessor:
         except Conflict:
             return "decided"  # another worker decided it first
         if approved:
-            self._orders.create.remote(signal_id)
+            self._orders.create.remote(signal_id, {**signal, "status": "approved"}, reason)
         return "approved" if approved else f"rejected:{reason}"
 
     async def tick(self, now: datetime) -> int:
@@ -199,7 +210,7 @@ class SignalProcessor:
             return False, f"market_data:{exc.code}"
         except Retryable:
             return False, "market_data:unavailable"
-        limits = await self._read.risk_limits()
+        limits = await self._read.risk_limits(at)
         budget = limits.capital_available * limits.per_trade_risk_pct
         decision = check_entry(
             signal["symbol"],
@@ -227,34 +238,50 @@ class OrderCreator:
         self._symbols = symbols
         self._plan = plan
 
-    async def create(self, signal_id: int) -> int | None:
+    async def create(
+        self,
+        signal_id: int,
+        signal: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> int | None:
         """The order of an approved signal, inserted once and handed to the tracker.
 
-        An entry opposite to an open position (approved only with `opposite_entry=reverse`)
-        first closes that position: its exit order (reason `reversal`, the position's own
-        exit key, so it is one order with any other exit of it) must fill before the entry
-        is planned. Until it has, the signal waits; the sweep comes back to it.
+        The processor's message carries the approved signal row and the decision's reason,
+        so nothing is read again; a sweep passes only the id and everything is read. The
+        order's unique key keeps a message and a sweep from ever making two orders.
+
+        An entry opposite to an open position (approved, reason `reverse`, only with
+        `opposite_entry=reverse`) first closes that position: its exit order (reason
+        `reversal`, the position's own exit key, so it is one order with any other exit of
+        it) must fill before the entry is planned. Until it has, the signal waits; the
+        sweep comes back to it.
         """
-        signal = await self._read.one("SELECT * FROM signals WHERE signal_id = ?", [signal_id])
+        fresh = signal is not None
+        if signal is None:
+            signal = await self._read.one("SELECT * FROM signals WHERE signal_id = ?", [signal_id])
         if signal is None or signal["status"] != "approved":
             return None
-        existing = await self._read.one(
-            "SELECT order_id FROM orders WHERE signal_id = ? AND intent = ?",
-            [signal_id, signal["action"]],
-        )
+        existing = None
+        if not fresh:
+            existing = await self._read.one(
+                "SELECT order_id FROM orders WHERE signal_id = ? AND intent = ?",
+                [signal_id, signal["action"]],
+            )
+        row: dict[str, Any] | None = None
         if existing is not None:  # never two orders for one signal
             order_id = int(existing["order_id"])
         else:
-            if signal["action"] == "entry" and not await self._reverse_first(signal):
+            reverse = signal["action"] == "entry" and (not fresh or reason == "reverse")
+            if reverse and not await self._reverse_first(signal):
                 return None
             try:
-                order_id = await self._plan_and_insert(signal)
+                order_id, row = await self._plan_and_insert(signal)
             except Conflict:  # a sweep and a message raced, or the position is exiting
                 order_id = await self._order_of(signal)
             except Rejected as exc:
                 await self._store.write.remote(_order_refused(signal, exc.code))
                 return None
-        self._tracker.submit.remote(order_id)
+        self._tracker.submit.remote(order_id, row, signal["strategy"])
         return order_id
 
     async def tick(self, now: datetime) -> int:
@@ -295,7 +322,9 @@ class OrderCreator:
         for row in opposite:
             order = plan_exit(position_from_row(row), at, "reversal")
             try:
-                order_id = await self._insert(order, signal["signal_id"], int(row["position_id"]))
+                order_id, _ = await self._insert(
+                    order, signal["signal_id"], int(row["position_id"])
+                )
             except Conflict:  # the position is already exiting: wait for that exit
                 order_id = await self._order_id(order.idempotency_key)
             state = await self._tracker.submit.remote(order_id)
@@ -324,7 +353,7 @@ class OrderCreator:
             raise Rejected("not_found", f"no order {idempotency_key}")
         return int(found["order_id"])
 
-    async def _plan_and_insert(self, signal: dict[str, Any]) -> int:
+    async def _plan_and_insert(self, signal: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         at: datetime = signal["received_at"]
         if signal["action"] == "exit":
             rows = await self._read.open_position_rows()
@@ -335,17 +364,22 @@ class OrderCreator:
             order, position_id = await self._plan_entry(signal, at), None
         return await self._insert(order, signal["signal_id"], position_id)
 
-    async def _insert(self, order: PlannedOrder, signal_id: int, position_id: int | None) -> int:
+    async def _insert(
+        self, order: PlannedOrder, signal_id: int, position_id: int | None
+    ) -> tuple[int, dict[str, Any]]:
+        """Insert the order; its id and its row as stored."""
+        row = order_row(order, signal_id, position_id)
         result = await self._store.write.remote(
             Insert(
                 "orders",
-                (order_row(order, signal_id, position_id),),
+                (row,),
                 id_column="order_id",
                 unique=(("idempotency_key",), ("client_order_id",)),
                 events=(order_event(order, "order_created"),),
             )
         )
-        return int(result.ids[0])
+        order_id = int(result.ids[0])
+        return order_id, {**row, "order_id": order_id}
 
     async def _plan_entry(self, signal: dict[str, Any], at: datetime) -> PlannedOrder:
         symbol = signal["symbol"]
@@ -354,7 +388,7 @@ class OrderCreator:
         if self._plan.instrument_mode == "option":
             chain = await self._md.option_chain.remote(symbol, None, at)
         quotes = {q.contract: q for q in chain}
-        limits = await self._read.risk_limits()
+        limits = await self._read.risk_limits(at)
         config = replace(
             self._plan, capital=limits.capital_available, risk_pct=limits.per_trade_risk_pct
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 import ray
 
+from actors.alpaca_broker import AlpacaExecutor
 from actors.clock import ClockActor, RemoteClock
 from actors.executor import PaperExecutor, RemoteBroker
 from actors.marketdata import MarketDataActor, ProviderSpec, ReplayProviders
@@ -21,11 +22,14 @@ from actors.store import StoreActor
 from actors.throttler import VENDOR_LIMITS, ThrottlerActor
 from actors.ticker import Ticker
 from actors.tracker import OrderTracker
+from actors.user_stream import UserStream
+from engine.adapters.alpaca_trading import alpaca_access
 from engine.adapters.replay import bundled_data_dir
 from engine.adapters.symbol_file import load_symbol_table
 from engine.orders import PlanConfig
 from engine.protections import create_default_protections
 from engine.settings import Settings
+from engine.symbols import SymbolTable
 from engine.throttle import RateLimit
 
 NAMESPACE = "tandem"
@@ -115,12 +119,16 @@ PROCESSOR_NAME = "tandem-signal-processor"
 ORDER_CREATOR_NAME = "tandem-order-creator"
 EXECUTOR_NAME = "tandem-paper-executor"
 TRACKER_NAME = "tandem-order-tracker"
+ALPACA_BROKER_NAME = "tandem-alpaca-broker"
+USER_STREAM_NAME = "tandem-user-stream"
 
 RemoteClockActor: Any = ray.remote(ClockActor)
 RemoteSignalProcessor: Any = ray.remote(SignalProcessor)
 RemoteOrderCreator: Any = ray.remote(OrderCreator)
 RemotePaperExecutor: Any = ray.remote(PaperExecutor)
 RemoteOrderTracker: Any = ray.remote(OrderTracker)
+RemoteAlpacaExecutor: Any = ray.remote(AlpacaExecutor)
+RemoteUserStream: Any = ray.remote(UserStream)
 
 
 def _waiting_actor(remote: Any, name: str) -> Any:
@@ -145,21 +153,21 @@ def start_clock(settings: Settings, timeout_s: float = 60.0) -> Any:
 def start_engine_one(
     settings: Settings, store: Any, marketdata: Any, clock: Any, timeout_s: float = 60.0
 ) -> dict[str, Any]:
-    """SignalProcessor → OrderCreator → OrderTracker → PaperExecutor (the paper broker),
-    each holding the next one's handle. The tracker reconciles with the broker first."""
+    """SignalProcessor → OrderCreator → OrderTracker → the broker (TANDEM_BROKER: the paper
+    broker actor, or Alpaca's adapter actor fed back by the UserStream), each holding the
+    next one's handle. The tracker reconciles with the broker first."""
     symbols = load_symbol_table(bundled_data_dir() / "symbol_properties.csv")
     plan = PlanConfig(
         instrument_mode=settings.instrument_mode,
         target_dte=settings.target_dte,
         opposite_entry=settings.opposite_entry,
     )
-    executor = _waiting_actor(RemotePaperExecutor, EXECUTOR_NAME).remote(
-        marketdata, RemoteClock(clock), symbols, settings.slippage_ticks
-    )
+    executor, broker = start_broker(settings, clock, marketdata, symbols)
     tracker = _waiting_actor(RemoteOrderTracker, TRACKER_NAME).remote(
-        store, RemoteBroker(executor), RemoteClock(clock)
+        store, broker, RemoteClock(clock)
     )
     ray.get(tracker.reconcile.remote(), timeout=timeout_s)  # start-up: our book vs the broker's
+    stream = start_user_stream(settings, tracker, clock)
     creator = _waiting_actor(RemoteOrderCreator, ORDER_CREATOR_NAME).remote(
         store, marketdata, tracker, symbols, plan
     )
@@ -175,7 +183,50 @@ def start_engine_one(
         "tracker": tracker,
         "order_creator": creator,
         "processor": processor,
+        **({"user_stream": stream} if stream is not None else {}),
     }
+
+
+def start_broker(
+    settings: Settings,
+    clock: Any,
+    marketdata: Any,
+    symbols: SymbolTable | None,
+    *,
+    name: str | None = None,
+    timeout_s: float = 10.0,
+) -> tuple[Any, RemoteBroker]:
+    """The broker actor TANDEM_BROKER names and the tracker's `Broker` over it. Alpaca's
+    adapter gets its own actor, like the paper broker: one HTTP client for every caller,
+    and a submit lost with the actor is `Ambiguous` on the tracker's side."""
+    if settings.broker == "alpaca":
+        handle = _waiting_actor(RemoteAlpacaExecutor, name or ALPACA_BROKER_NAME).remote(
+            alpaca_access(settings), RemoteClock(clock), timeout_s
+        )
+        return handle, RemoteBroker(handle, "alpaca")
+    handle = _waiting_actor(RemotePaperExecutor, name or EXECUTOR_NAME).remote(
+        marketdata, RemoteClock(clock), symbols, settings.slippage_ticks
+    )
+    return handle, RemoteBroker(handle)
+
+
+def start_user_stream(
+    settings: Settings,
+    tracker: Any,
+    clock: Any,
+    *,
+    name: str = USER_STREAM_NAME,
+    backoff_base_s: float = 1.0,
+) -> Any | None:
+    """With TANDEM_BROKER=alpaca, the UserStream feeding Alpaca's trade updates to
+    `tracker`, running (a second start finds it running); None for the paper broker."""
+    if settings.broker != "alpaca":
+        return None
+    handle = _waiting_actor(RemoteUserStream, name).remote(
+        tracker, RemoteClock(clock), alpaca_access(settings), backoff_base_s=backoff_base_s
+    )
+    handle.run.remote()  # fire and forget, like the Ticker
+    return handle
 
 
 def named(name: str) -> Any:

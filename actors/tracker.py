@@ -86,14 +86,23 @@ class OrderTracker:
         self._clock = clock
         self._engine = engine
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._sent: set[int] = set()  # registered by this process
         self._metrics = TrackerMetrics()
 
     # --- orders out ----------------------------------------------------------------------
 
-    async def submit(self, order_id: int) -> str:
-        """Register and send a `pending_execution` order; its state afterwards."""
+    async def submit(
+        self, order_id: int, row: dict[str, Any] | None = None, strategy: str | None = None
+    ) -> str:
+        """Register and send a `pending_execution` order; its state afterwards.
+
+        The creator's message carries the order's row (and its signal's strategy) as it
+        inserted it, so the first submit reads nothing; a sweep or a repeat reads the row.
+        """
         async with self._locks[order_id]:
-            row = await self._order(order_id)
+            fresh = row is not None and order_id not in self._sent
+            if row is None or not fresh:
+                row = await self._order(order_id)
             if row["status"] != "pending_execution":
                 return str(row["status"])  # sent already: never twice
             if row["intent"] == "exit":
@@ -103,10 +112,13 @@ class OrderTracker:
             at = await self._clock.now()
             registered = _state_update(row, "submitted", None, at, "order_submitted")
             await self._store.write.remote(Several((registered,)))
+            self._sent.add(order_id)
             row = {**row, "status": "submitted"}
-            return await self._send(row, planned_from_row(row))
+            return await self._send(row, planned_from_row(row), fresh, strategy)
 
-    async def _send(self, row: dict[str, Any], order: PlannedOrder) -> str:
+    async def _send(
+        self, row: dict[str, Any], order: PlannedOrder, fresh: bool, strategy: str | None
+    ) -> str:
         try:
             answer = await self._broker.submit(order)
         except Ambiguous as exc:
@@ -116,7 +128,7 @@ class OrderTracker:
             return await self._move(row, "rejected", exc.code)
         except Retryable as exc:
             return await self._move(row, "failed", exc.message)
-        return await self._apply(row, answer)
+        return await self._apply(row, answer, fresh=fresh, strategy=strategy)
 
     async def _look_up(self, row: dict[str, Any]) -> str:
         """An ambiguous order: look it up until found, or lost after `MAX_LOOKUPS`."""
@@ -150,12 +162,26 @@ class OrderTracker:
         async with self._locks[int(row["order_id"])]:
             return await self._apply(await self._order(int(row["order_id"])), answer)
 
-    async def _apply(self, row: dict[str, Any], answer: BrokerOrder) -> str:
-        """Record the answer's unseen fills, the position change and the order's new state."""
+    async def _apply(
+        self,
+        row: dict[str, Any],
+        answer: BrokerOrder,
+        *,
+        fresh: bool = False,
+        strategy: str | None = None,
+    ) -> str:
+        """Record the answer's unseen fills, the position change and the order's new state.
+
+        `fresh`: the answer to the submit this coroutine just registered, under the order's
+        lock, so no fill and no position of this order can be recorded yet.
+        """
         order = planned_from_row(row)
-        seen = await self._read.rows(
-            "SELECT fill_id, quantity, price FROM trades WHERE order_id = ?", [row["order_id"]]
-        )
+        seen: list[dict[str, Any]] = []
+        if not fresh:
+            seen = await self._read.rows(
+                "SELECT fill_id, quantity, price FROM trades WHERE order_id = ?",
+                [row["order_id"]],
+            )
         seen_ids = {r["fill_id"] for r in seen}
         fills = [f for f in answer.fills if f.fill_id not in seen_ids]
         recorded = sum(int(r["quantity"]) for r in seen) + sum(f.quantity for f in fills)
@@ -169,11 +195,15 @@ class OrderTracker:
         if not fills and (state == row["status"] or not can_move(row["status"], state)):
             return str(row["status"])
         parts: list[Insert | Update] = []
-        position = await self._position_before(row)
+        position = None
+        if not fresh or row["intent"] == "exit":
+            position = await self._position_before(row)
         for bf in fills:
             fill = _as_fill(order, bf)
             parts.append(_trade(row, bf))
-            change, position = await self._position_change(row, order, fill, position, len(parts))
+            change, position = await self._position_change(
+                row, order, fill, position, part=len(parts), strategy=strategy
+            )
             parts.append(change)
         at = answer.updated_at
         if can_move(row["status"], state) and state != row["status"]:
@@ -202,7 +232,9 @@ class OrderTracker:
         order: PlannedOrder,
         fill: Fill,
         position: dict[str, Any] | None,
+        *,
         part: int,
+        strategy: str | None = None,
     ) -> tuple[Insert | Update, dict[str, Any] | None]:
         """The write for one fill (part `part` of the transaction) and the position row as
         it stands after it. A position opened earlier in the same transaction is named by
@@ -210,10 +242,12 @@ class OrderTracker:
         if position is None or position["status"] != "open":
             if row["intent"] == "exit":
                 raise Rejected("no_open_position", f"position {row['position_id']}")
-            signal = await self._read.one(
-                "SELECT strategy FROM signals WHERE signal_id = ?", [row["signal_id"]]
-            )
-            opened = _new_position(row, order, fill, signal["strategy"] if signal else None)
+            if strategy is None and row["signal_id"] is not None:
+                signal = await self._read.one(
+                    "SELECT strategy FROM signals WHERE signal_id = ?", [row["signal_id"]]
+                )
+                strategy = signal["strategy"] if signal else None
+            opened = _new_position(row, order, fill, strategy)
             event = Event("position_opened", "positions", fill.filled_at, {"price": fill.price})
             insert = Insert("positions", (opened,), id_column="position_id", events=(event,))
             return insert, {**opened, **_contract_of(row), "position_id": IdOf(part)}

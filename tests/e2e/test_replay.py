@@ -52,6 +52,8 @@ def test_two_replays_give_identical_signals_orders_fills_and_positions(tmp_path:
     first = replay(tmp_path / "one")
     second = replay(tmp_path / "two")
     assert len(first["signals"]) == 14
-    assert len(first["orders"]) == len(first["trades"]) >= 14  # alerts' orders + rule exits
+    # 7 entries and 7 exits; the default protections (LowProfitPairs) lock SPY after two
+    # losing round trips, so one entry is refused and then its exit finds nothing to close
+    assert len(first["orders"]) == len(first["trades"]) >= 12  # alerts' orders + rule exits
     assert {row[9] for row in first["positions"]} == {"closed"}  # every round trip closed
     assert first == second
