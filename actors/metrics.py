@@ -194,3 +194,29 @@ class MonitorMetrics:
 
     def on_exit(self, reason: str) -> None:
         self._exits.inc(1, tags={"reason": reason})
+
+
+class PipelineMetrics:
+    """Engine 1's workers: decisions by outcome and errors by stage (an error on one signal
+    never stops the others; its rate is this counter)."""
+
+    def __init__(self) -> None:
+        self._decisions = counter(
+            "signals_decided_total",
+            "signals decided, by decision and reason",
+            ["decision", "reason"],
+        )
+        self._orders = counter("orders_created_total", "orders the OrderCreator inserted")
+        self._errors = counter(
+            "pipeline_errors_total", "signals or orders a worker failed on", ["stage"]
+        )
+
+    def on_decision(self, approved: bool, reason: str | None) -> None:
+        decision = "approved" if approved else "rejected"
+        self._decisions.inc(1, tags={"decision": decision, "reason": reason or ""})
+
+    def on_order(self) -> None:
+        self._orders.inc(1)
+
+    def on_error(self, stage: str) -> None:
+        self._errors.inc(1, tags={"stage": stage})

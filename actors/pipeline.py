@@ -11,10 +11,12 @@ time is the event time carried by the signal or order, or the run's clock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from actors.metrics import PipelineMetrics
 from actors.protection_locks import ProtectionLocks, Protections
 from engine.calendar import xnys_calendar
 from engine.errors import Conflict, Rejected, Retryable
@@ -154,10 +156,18 @@ class SignalProcessor:
         self._md = marketdata
         self._orders = order_creator
         self._reverse = opposite_entry == "reverse"
+        self._metrics = PipelineMetrics()
         self._calendar = xnys_calendar()
         self._locks = ProtectionLocks(store, protections, LIVE)
 
     async def process(self, signal_id: int) -> str:
+        try:
+            return await self._process(signal_id)
+        except Exception:
+            self._metrics.on_error("decide")
+            raise
+
+    async def _process(self, signal_id: int) -> str:
         signal = await self._read.one("SELECT * FROM signals WHERE signal_id = ?", [signal_id])
         if signal is None:
             raise Rejected("not_found", f"no signal {signal_id}")
@@ -170,6 +180,7 @@ class SignalProcessor:
             )
         except Conflict:
             return "decided"  # another worker decided it first
+        self._metrics.on_decision(approved, reason)
         if approved:
             self._orders.create.remote(signal_id, {**signal, "status": "approved"}, reason)
         return "approved" if approved else f"rejected:{reason}"
@@ -182,7 +193,7 @@ class SignalProcessor:
             "SELECT signal_id FROM signals WHERE status = 'received' ORDER BY signal_id", []
         )
         for row in received:
-            await self.process(int(row["signal_id"]))
+            await isolated(self.process(int(row["signal_id"])), "signal", row["signal_id"])
         orphans = await self._read.rows(
             "SELECT s.signal_id FROM signals s WHERE s.status = 'approved' AND NOT EXISTS "
             "(SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id) ORDER BY s.signal_id",
@@ -237,6 +248,7 @@ class OrderCreator:
         self._tracker = tracker
         self._symbols = symbols
         self._plan = plan
+        self._metrics = PipelineMetrics()
 
     async def create(
         self,
@@ -256,6 +268,15 @@ class OrderCreator:
         it) must fill before the entry is planned. Until it has, the signal waits; the
         sweep comes back to it.
         """
+        try:
+            return await self._create(signal_id, signal, reason)
+        except Exception:
+            self._metrics.on_error("order")
+            raise
+
+    async def _create(
+        self, signal_id: int, signal: dict[str, Any] | None, reason: str | None
+    ) -> int | None:
         fresh = signal is not None
         if signal is None:
             signal = await self._read.one("SELECT * FROM signals WHERE signal_id = ?", [signal_id])
@@ -303,7 +324,7 @@ class OrderCreator:
             [],
         )
         for row in waiting:
-            await self.create(int(row["signal_id"]))
+            await isolated(self.create(int(row["signal_id"])), "signal", row["signal_id"])
         return len(rows) + len(waiting)
 
     async def _reverse_first(self, signal: dict[str, Any]) -> bool:
@@ -379,6 +400,7 @@ class OrderCreator:
             )
         )
         order_id = int(result.ids[0])
+        self._metrics.on_order()
         return order_id, {**row, "order_id": order_id}
 
     async def _plan_entry(self, signal: dict[str, Any], at: datetime) -> PlannedOrder:
@@ -404,6 +426,15 @@ class OrderCreator:
             listed_expiries=sorted({c.expiry for c in quotes}),
             quote_for=quotes.get,
         )
+
+
+async def isolated(work: Awaitable[Any], what: str, ident: Any) -> None:
+    """Run one item of a sweep; its failure is logged (and counted by the worker) and the
+    sweep goes on with the next."""
+    try:
+        await work
+    except Exception:
+        log.exception("sweep: %s %s failed; continuing with the rest", what, ident)
 
 
 def _order_refused(signal: dict[str, Any], code: str) -> Update:

@@ -28,7 +28,7 @@ from typing import Any
 
 from actors.clock import ClockLink
 from actors.metrics import counter
-from actors.pipeline import LIVE, StoreReader, planned_from_row, position_from_row
+from actors.pipeline import LIVE, StoreReader, isolated, planned_from_row, position_from_row
 from engine.broker import Ambiguous, Broker, BrokerFill, BrokerOrder
 from engine.errors import Conflict, Rejected, Retryable
 from engine.events import Event
@@ -320,7 +320,7 @@ class OrderTracker:
             [self._engine],
         )
         for row in rows:
-            await self.submit(int(row["order_id"]))
+            await isolated(self.submit(int(row["order_id"])), "order", row["order_id"])
         summary = await self.reconcile()
         return len(rows) + summary["looked_up"]
 
