@@ -11,7 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.errors import Fatal
@@ -54,6 +61,10 @@ class Settings(BaseSettings):
     alpaca_key_id: SecretStr | None = None
     alpaca_secret_key: SecretStr | None = None
     twelvedata_api_key: SecretStr | None = None
+    broker: Literal["paper", "alpaca"] = "paper"
+    alpaca_live: bool = False
+    alpaca_trading_url: str | None = None
+    alpaca_stream_url: str | None = None
     clock: Literal["live", "sim"] = "live"
     sim_start: datetime | None = None
     scenario: str = "spy-2013-10"
@@ -89,6 +100,8 @@ class Settings(BaseSettings):
         "alpaca_key_id",
         "alpaca_secret_key",
         "twelvedata_api_key",
+        "alpaca_trading_url",
+        "alpaca_stream_url",
         mode="before",
     )
     @classmethod
@@ -128,6 +141,36 @@ class Settings(BaseSettings):
             raise ValueError(f"{ENV_PREFIX}SIM_START: required when {ENV_PREFIX}CLOCK=sim")
         if self.sim_start is not None and self.sim_start.tzinfo is None:
             raise ValueError(f"{ENV_PREFIX}SIM_START: needs a time zone, e.g. Z or +00:00")
+        return self
+
+    @field_validator("alpaca_trading_url", "alpaca_stream_url")
+    @classmethod
+    def _alpaca_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        schemes = (
+            ("https://", "http://")
+            if info.field_name == "alpaca_trading_url"
+            else ("wss://", "ws://")
+        )
+        if value is not None and not value.startswith(schemes):
+            raise ValueError(f"must start with {' or '.join(schemes)}")
+        return value
+
+    @model_validator(mode="after")
+    def _alpaca_broker_is_complete(self) -> Settings:
+        """Alpaca trading needs both keys and the live clock; the live endpoint needs it."""
+        if self.broker != "alpaca":
+            if self.alpaca_live:
+                raise ValueError(f"{ENV_PREFIX}ALPACA_LIVE: needs {ENV_PREFIX}BROKER=alpaca")
+            return self
+        missing = [
+            f"{ENV_PREFIX}{name.upper()}"
+            for name in ("alpaca_key_id", "alpaca_secret_key")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise ValueError(f"{ENV_PREFIX}BROKER=alpaca: missing {', '.join(missing)}")
+        if self.clock != "live":
+            raise ValueError(f"{ENV_PREFIX}BROKER=alpaca: needs {ENV_PREFIX}CLOCK=live")
         return self
 
     @field_validator("data_dir")
