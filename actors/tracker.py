@@ -44,6 +44,7 @@ from engine.order_tracker import (
     reconcile_orders,
     reconcile_positions,
     state_of,
+    within,
 )
 from engine.orders import PlannedOrder
 from engine.positions import apply_fill
@@ -183,7 +184,10 @@ class OrderTracker:
                 [row["order_id"]],
             )
         seen_ids = {r["fill_id"] for r in seen}
-        fills = [f for f in answer.fills if f.fill_id not in seen_ids]
+        fills = within(
+            [f for f in answer.fills if f.fill_id not in seen_ids],
+            answer.filled_quantity - sum(int(r["quantity"]) for r in seen),
+        )
         recorded = sum(int(r["quantity"]) for r in seen) + sum(f.quantity for f in fills)
         notional = sum(float(r["quantity"]) * float(r["price"]) for r in seen) + sum(
             f.quantity * f.price for f in fills

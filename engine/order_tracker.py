@@ -22,7 +22,7 @@ States (the `orders.status` column):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from engine.broker import BrokerFill, BrokerOrder, BrokerPosition
@@ -105,6 +105,21 @@ def missing_fill(
         fees=0.0,
         filled_at=order.updated_at,
     )
+
+
+def within(fills: Sequence[BrokerFill], room: int) -> list[BrokerFill]:
+    """The new fills that fit in `room` (the broker's cumulative fill less what we have
+    recorded), the last one cut to fit: the same execution reported twice under two ids
+    (a stream message after a look-up recorded its cumulative part) is never counted twice.
+    """
+    kept: list[BrokerFill] = []
+    for fill in fills:
+        if room <= 0:
+            break
+        take = min(fill.quantity, room)
+        kept.append(fill if take == fill.quantity else replace(fill, quantity=take))
+        room -= take
+    return kept
 
 
 DifferenceKind = Literal[

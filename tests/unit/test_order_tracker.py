@@ -149,3 +149,16 @@ def test_reconciling_positions() -> None:
         Difference("position_mismatch", "C", "3", "1"),
         Difference("external_position", "D", None, "4"),
     ]
+
+
+def test_a_fill_reported_again_under_another_id_is_not_counted_twice() -> None:
+    from engine.broker import BrokerFill
+    from engine.order_tracker import within
+
+    stream = BrokerFill("c1", "exec-1", 4, 2.0, 0.0, AT)
+    # a look-up already recorded the order's 4 filled as "b-c1:cum:4": no room left
+    assert within([stream], 4 - 4) == []
+    # two executions, only 3 of room: the second is cut to fit
+    a, b = BrokerFill("c1", "e1", 2, 2.0, 0.0, AT), BrokerFill("c1", "e2", 2, 2.1, 0.0, AT)
+    kept = within([a, b], 3)
+    assert [(f.fill_id, f.quantity) for f in kept] == [("e1", 2), ("e2", 1)]
