@@ -49,8 +49,9 @@ class FillSource(Protocol):
     ) -> list[Bar]: ...
 
 
-class PaperBroker:
-    name = "paper"
+class PaperFills:
+    """The paper fill of an order by docs/fills.md, with the quote retries: shared by the
+    paper broker (Engine 1) and the shadow executor (Engine 2), which holds no broker."""
 
     def __init__(
         self,
@@ -68,40 +69,10 @@ class PaperBroker:
         self._symbols = symbols
         self._slippage = slippage_ticks
         self._fees = fees
-        self._book: dict[str, BrokerOrder] = {}
 
-    async def submit(self, order: PlannedOrder) -> BrokerOrder:
-        known = self._book.get(order.client_order_id)
-        if known is not None:  # the same client order id again: the same order
-            return known
-        fill = await self._fill_with_retries(order)
-        answer = _filled(order, fill)
-        self._book[order.client_order_id] = answer
-        return answer
-
-    async def cancel(self, client_order_id: str) -> BrokerOrder | None:
-        """Nothing rests on paper: an order is filled (final) or unknown."""
-        return self._book.get(client_order_id)
-
-    async def lookup(self, client_order_id: str) -> BrokerOrder | None:
-        return self._book.get(client_order_id)
-
-    async def open_orders(self) -> Sequence[BrokerOrder]:
-        return [o for o in self._book.values() if o.is_open]
-
-    async def positions(self) -> Sequence[BrokerPosition]:
-        held: dict[str, tuple[int, float]] = {}
-        for o in self._book.values():
-            qty, cost = held.get(o.instrument, (0, 0.0))
-            signed = o.filled_quantity if o.side == "buy" else -o.filled_quantity
-            held[o.instrument] = (qty + signed, cost + signed * (o.filled_avg_price or 0.0))
-        return [
-            BrokerPosition(instrument, qty, cost / qty)
-            for instrument, (qty, cost) in sorted(held.items())
-            if qty != 0
-        ]
-
-    async def _fill_with_retries(self, order: PlannedOrder) -> Fill:
+    async def fill(self, order: PlannedOrder) -> Fill:
+        """Fill `order` whole; `Retryable("retries_exhausted: ...")` after the retries,
+        `Rejected` at once on a definitive refusal."""
         at = order.created_at
         for attempt in range(RETRIES + 1):
             try:
@@ -135,6 +106,57 @@ class PaperBroker:
         if not bars:
             raise Retryable(f"no {order.symbol} bar yet after {start.isoformat()}")
         return bars[0]
+
+
+class PaperBroker:
+    """The paper venue behind the broker port: `PaperFills` plus a book of answers."""
+
+    name = "paper"
+
+    def __init__(
+        self,
+        market: FillSource,
+        now: Callable[[], Awaitable[datetime]],
+        sleep: Callable[[float], Awaitable[None]],
+        symbols: SymbolTable,
+        *,
+        slippage_ticks: int = 1,
+        fees: FeeModel = zero_fees,
+    ) -> None:
+        self._fills = PaperFills(
+            market, now, sleep, symbols, slippage_ticks=slippage_ticks, fees=fees
+        )
+        self._book: dict[str, BrokerOrder] = {}
+
+    async def submit(self, order: PlannedOrder) -> BrokerOrder:
+        known = self._book.get(order.client_order_id)
+        if known is not None:  # the same client order id again: the same order
+            return known
+        answer = _filled(order, await self._fills.fill(order))
+        self._book[order.client_order_id] = answer
+        return answer
+
+    async def cancel(self, client_order_id: str) -> BrokerOrder | None:
+        """Nothing rests on paper: an order is filled (final) or unknown."""
+        return self._book.get(client_order_id)
+
+    async def lookup(self, client_order_id: str) -> BrokerOrder | None:
+        return self._book.get(client_order_id)
+
+    async def open_orders(self) -> Sequence[BrokerOrder]:
+        return [o for o in self._book.values() if o.is_open]
+
+    async def positions(self) -> Sequence[BrokerPosition]:
+        held: dict[str, tuple[int, float]] = {}
+        for o in self._book.values():
+            qty, cost = held.get(o.instrument, (0, 0.0))
+            signed = o.filled_quantity if o.side == "buy" else -o.filled_quantity
+            held[o.instrument] = (qty + signed, cost + signed * (o.filled_avg_price or 0.0))
+        return [
+            BrokerPosition(instrument, qty, cost / qty)
+            for instrument, (qty, cost) in sorted(held.items())
+            if qty != 0
+        ]
 
 
 def _minute_ceil(t: datetime) -> datetime:
