@@ -25,6 +25,7 @@ from engine.clock import Clock, LiveClock
 from engine.errors import Fatal, NotFound, Rejected
 from engine.events import Event
 from engine.exits import ExitRules
+from engine.flags import ExperimentSettings, FeatureFlags
 from engine.intake import SignalDraft
 from engine.read_models import ListQuery
 from engine.risk import RiskLimits
@@ -193,26 +194,30 @@ class StoreActor:
                 self._last_export_error = f"{type(exc).__name__}: {exc}"
                 log.exception("event export failed")
 
-    # -- admin settings: risk limits and exit rules ------------------------------------
+    # -- admin settings: risk limits, exit rules, feature flags, experiment settings ----
 
     _settings_lock: asyncio.Lock | None = None  # made on first use, in the actor's loop
 
     async def settings(self, table: str) -> list[dict[str, Any]]:
-        """The rows of `risk_limits` or `exit_rules` (any other table is `Rejected`), by name."""
+        """The rows of one admin settings table (`_SETTINGS`; any other is `Rejected`), by
+        name: `risk_limits`, `exit_rules`, `feature_flags` or `experiment_settings`."""
         spec = _settings_spec(table)
         return list((await self.query(f"SELECT * FROM {spec.table} ORDER BY name")).to_pylist())
 
     async def update_settings(
         self, table: str, changes: dict[str, dict[str, Any]], actor: str, at: datetime
     ) -> list[dict[str, Any]]:
-        """Apply an admin's `changes` (name → {"value": v[, "enabled": b]}) and audit them.
+        """Apply an admin's `changes` (name → {column: value}) and audit them.
 
-        `table` is "risk_limits" or "exit_rules" ("enabled" only for exit rules). The
+        `table` is one of `_SETTINGS`; a change sets some of its columns: "value" for
+        risk limits and experiment settings, "value" and "enabled" for exit rules,
+        "enabled" and "whitelist" (a list of symbols; empty: all) for feature flags. The
         changes are merged into the current rows and the engine object (`RiskLimits`,
-        `ExitRules`) is built from the result: an unknown name or an impossible value is
+        `ExitRules`, `FeatureFlags`, `ExperimentSettings`) is built from the result: an
+        unknown name, a wrongly typed column or an impossible value is
         `Rejected("invalid_payload", [{"field": name, "problem": text}])` and nothing is
         written. Otherwise ONE transaction sets the changed rows (updated_by=`actor`,
-        updated_at=`at`) and adds, per name whose value or enabled changed, an
+        updated_at=`at`) and adds, per name whose columns changed, an
         `audit_log` row (old and new as JSON text) and an event on the "audit" stream.
         Changes run one at a time, so each audit row's old value is what it replaced.
         Returns the fresh rows.
@@ -230,11 +235,48 @@ class StoreActor:
 
 
 @dataclass(frozen=True)
+class _Column:
+    """A column a change may set: what is wrong with a value's type (None: nothing), how
+    the row stores it, and its value in the row checked for a name with no row."""
+
+    problem: Callable[[Any], str | None]
+    stored: Callable[[Any], Any]
+    blank: Any
+
+
+def _symbols(value: Any) -> list[str] | None:
+    """A whitelist as stored: sorted upper-case symbols, or NULL for "all symbols"."""
+    return sorted({str(s).strip().upper() for s in value}) if value else None
+
+
+def _number_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "value must be a number"
+    return None
+
+
+def _bool_problem(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "enabled must be true or false"
+
+
+def _symbols_problem(value: Any) -> str | None:
+    """A list of texts (the engine judges each symbol) or null; an empty list is "all"."""
+    if value is None or (isinstance(value, list) and all(isinstance(s, str) for s in value)):
+        return None
+    return "whitelist must be a list of symbols"
+
+
+_VALUE = _Column(_number_problem, float, 0.0)
+_ENABLED = _Column(_bool_problem, bool, True)
+_WHITELIST = _Column(_symbols_problem, _symbols, None)
+
+
+@dataclass(frozen=True)
 class _SettingsTable:
     """How one admin-editable table is checked and audited."""
 
     table: str
-    columns: tuple[str, ...]  # what a change may set
+    columns: Mapping[str, _Column]  # what a change may set
     action: str  # audit_log.action
     event_kind: str
     check: Callable[[Mapping[str, Mapping[str, Any]]], object]  # raises on a bad table
@@ -243,17 +285,33 @@ class _SettingsTable:
 _SETTINGS = {
     "risk_limits": _SettingsTable(
         "risk_limits",
-        ("value",),
+        {"value": _VALUE},
         "update_risk_limit",
         "risk_limit_updated",
         lambda rows: RiskLimits.from_rows({n: r["value"] for n, r in rows.items()}),
     ),
     "exit_rules": _SettingsTable(
         "exit_rules",
-        ("value", "enabled"),
+        {"value": _VALUE, "enabled": _ENABLED},
         "update_exit_rule",
         "exit_rule_updated",
         lambda rows: ExitRules.from_rows({n: (r["value"], r["enabled"]) for n, r in rows.items()}),
+    ),
+    "feature_flags": _SettingsTable(
+        "feature_flags",
+        {"enabled": _ENABLED, "whitelist": _WHITELIST},
+        "update_feature_flag",
+        "feature_flag_updated",
+        lambda rows: FeatureFlags.from_rows(
+            {n: (r["enabled"], r["whitelist"]) for n, r in rows.items()}
+        ),
+    ),
+    "experiment_settings": _SettingsTable(
+        "experiment_settings",
+        {"value": _VALUE},
+        "update_experiment_setting",
+        "experiment_setting_updated",
+        lambda rows: ExperimentSettings.from_rows({n: r["value"] for n, r in rows.items()}),
     ),
 }
 
@@ -272,12 +330,8 @@ def _change_problem(spec: _SettingsTable, change: Any) -> str | None:
     extra = sorted(set(change) - set(spec.columns))
     if extra:
         return f"unknown keys {extra}; a change may set {list(spec.columns)}"
-    value = change.get("value", 0.0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "value must be a number"
-    if not isinstance(change.get("enabled", True), bool):
-        return "enabled must be true or false"
-    return None
+    problems = (spec.columns[c].problem(v) for c, v in change.items())
+    return next((p for p in problems if p is not None), None)
 
 
 def _engine_problem(spec: _SettingsTable, rows: Mapping[str, Mapping[str, Any]]) -> str | None:
@@ -298,7 +352,8 @@ def _name_problem(
     """What is wrong with changing `name` alone (on top of the changes before it)."""
     problem = _change_problem(spec, change)
     if problem is None:
-        row = {"value": 0.0, "enabled": True, **current.get(name, {}), **change}
+        blank = {c: column.blank for c, column in spec.columns.items()}
+        row = {**blank, **current.get(name, {}), **change}
         problem = _engine_problem(spec, {**merged, name: row})
     if problem is None and name not in current:
         problem = f"no {spec.table} row named {name!r}"
@@ -318,7 +373,7 @@ def _merge_settings(
         if problem is not None:
             problems.append({"field": str(name), "problem": problem})
         else:
-            merged[name].update({k: float(v) if k == "value" else v for k, v in change.items()})
+            merged[name].update({k: spec.columns[k].stored(v) for k, v in change.items()})
     if not problems and (problem := _engine_problem(spec, merged)) is not None:
         problems.append({"field": "body", "problem": problem})
     if problems:
@@ -327,9 +382,9 @@ def _merge_settings(
 
 
 def _audited(spec: _SettingsTable, row: Mapping[str, Any]) -> Any:
-    """What the audit log records of a row: its value, or value and enabled."""
-    if spec.columns == ("value",):
-        return row["value"]
+    """What the audit log records of a row: its one column's value, or each column's."""
+    if len(spec.columns) == 1:
+        return row[next(iter(spec.columns))]
     return {column: row[column] for column in spec.columns}
 
 
