@@ -9,41 +9,17 @@ a call that dies with the actor (or times out) is ambiguous: the order may have 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
 from typing import Any
 
 import ray
 
 from actors.clock import ClockLink
+from actors.marketdata import RemoteMarket
 from engine.broker import Ambiguous, BrokerOrder, BrokerPosition
 from engine.errors import Retryable
-from engine.marketdata import Bar, OptionContract, OptionQuote, Timeframe
 from engine.orders import PlannedOrder
 from engine.paper_broker import PaperBroker
 from engine.symbols import SymbolTable
-
-
-class RemoteMarket:
-    """The MarketData actor's handle with the port's awaitable methods."""
-
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
-
-    async def option_quote(self, contract: OptionContract, as_of: datetime) -> OptionQuote:
-        quote: OptionQuote = await self._handle.option_quote.remote(contract, as_of)
-        return quote
-
-    async def option_chain(
-        self, underlying: str, expiry: date | None, as_of: datetime
-    ) -> list[OptionQuote]:
-        chain: list[OptionQuote] = await self._handle.option_chain.remote(underlying, expiry, as_of)
-        return chain
-
-    async def bars(
-        self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime, as_of: datetime
-    ) -> list[Bar]:
-        bars: list[Bar] = await self._handle.bars.remote(symbol, timeframe, start, end, as_of)
-        return bars
 
 
 class PaperExecutor:

@@ -189,3 +189,26 @@ class MarketDataActor:
         for port in (self._providers.primary, self._providers.fallback):
             if isinstance(port, AlpacaMarketData | TwelveDataMarketData):
                 await port.aclose()
+
+
+class RemoteMarket:
+    """The MarketData actor's handle with the port's awaitable methods."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    async def option_quote(self, contract: OptionContract, as_of: datetime) -> OptionQuote:
+        quote: OptionQuote = await self._handle.option_quote.remote(contract, as_of)
+        return quote
+
+    async def option_chain(
+        self, underlying: str, expiry: date | None, as_of: datetime
+    ) -> list[OptionQuote]:
+        chain: list[OptionQuote] = await self._handle.option_chain.remote(underlying, expiry, as_of)
+        return chain
+
+    async def bars(
+        self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime, as_of: datetime
+    ) -> list[Bar]:
+        bars: list[Bar] = await self._handle.bars.remote(symbol, timeframe, start, end, as_of)
+        return bars

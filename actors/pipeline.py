@@ -35,8 +35,8 @@ LIMITS_TTL = timedelta(seconds=5)
 
 # A position with what its entry order knows (key, contract): the one shape every worker reads.
 POSITIONS_SQL = (
-    "SELECT p.*, o.idempotency_key, o.option_right, o.strike, o.expiry, o.asset_class "
-    "FROM positions p JOIN orders o ON p.entry_order_id = o.order_id"
+    "SELECT p.*, o.idempotency_key, o.option_right, o.strike, o.expiry, o.asset_class, "
+    "o.signal_id AS entry_signal_id FROM positions p JOIN orders o ON p.entry_order_id = o.order_id"
 )
 
 
@@ -150,12 +150,14 @@ class SignalProcessor:
         protections: Protections = (),
         *,
         opposite_entry: str = "reject",
+        router: Any = None,
     ) -> None:
         self._read = StoreReader(store)
         self._store = store
         self._md = marketdata
         self._orders = order_creator
         self._reverse = opposite_entry == "reverse"
+        self._router = router
         self._metrics = PipelineMetrics()
         self._calendar = xnys_calendar()
         self._locks = ProtectionLocks(store, protections, LIVE)
@@ -183,6 +185,8 @@ class SignalProcessor:
         self._metrics.on_decision(approved, reason)
         if approved:
             self._orders.create.remote(signal_id, {**signal, "status": "approved"}, reason)
+        if self._router is not None:  # Engine 2 shadows every decided signal on its own
+            self._router.route.remote(signal_id, signal)
         return "approved" if approved else f"rejected:{reason}"
 
     async def tick(self, now: datetime) -> int:
@@ -404,28 +408,42 @@ class OrderCreator:
         return order_id, {**row, "order_id": order_id}
 
     async def _plan_entry(self, signal: dict[str, Any], at: datetime) -> PlannedOrder:
-        symbol = signal["symbol"]
-        spot = (await self._md.quote.remote(symbol, at)).last
-        chain: list[OptionQuote] = []
-        if self._plan.instrument_mode == "option":
-            chain = await self._md.option_chain.remote(symbol, None, at)
-        quotes = {q.contract: q for q in chain}
-        limits = await self._read.risk_limits(at)
-        config = replace(
-            self._plan, capital=limits.capital_available, risk_pct=limits.per_trade_risk_pct
-        )
-        return plan_entry(
-            signal_id=int(signal["signal_id"]),
-            symbol=symbol,
-            direction=signal["direction"],
-            spot=spot,
-            props=self._symbols.get(symbol),
-            config=config,
-            now=at,
-            listed_strikes=sorted({c.strike for c in quotes}),
-            listed_expiries=sorted({c.expiry for c in quotes}),
-            quote_for=quotes.get,
-        )
+        return await plan_signal_entry(self._md, self._read, self._symbols, self._plan, signal, at)
+
+
+async def plan_signal_entry(  # noqa: PLR0917
+    marketdata: Any,
+    read: StoreReader,
+    symbols: SymbolTable,
+    plan: PlanConfig,
+    signal: dict[str, Any],
+    at: datetime,
+    engine: str = LIVE,
+) -> PlannedOrder:
+    """The entry order of a signal as of `at`: spot and the listed chain from the MarketData
+    actor, sized on the `risk_limits` table. Engine 1 and the shadow engine call this same
+    function (`engine` names whose order it is)."""
+    symbol = signal["symbol"]
+    spot = (await marketdata.quote.remote(symbol, at)).last
+    chain: list[OptionQuote] = []
+    if plan.instrument_mode == "option":
+        chain = await marketdata.option_chain.remote(symbol, None, at)
+    quotes = {q.contract: q for q in chain}
+    limits = await read.risk_limits(at)
+    config = replace(plan, capital=limits.capital_available, risk_pct=limits.per_trade_risk_pct)
+    return plan_entry(
+        signal_id=int(signal["signal_id"]),
+        symbol=symbol,
+        direction=signal["direction"],
+        spot=spot,
+        props=symbols.get(symbol),
+        config=config,
+        now=at,
+        listed_strikes=sorted({c.strike for c in quotes}),
+        listed_expiries=sorted({c.expiry for c in quotes}),
+        quote_for=quotes.get,
+        engine=engine,
+    )
 
 
 async def isolated(work: Awaitable[Any], what: str, ident: Any) -> None:

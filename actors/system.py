@@ -14,7 +14,9 @@ import ray
 
 from actors.alpaca_broker import AlpacaExecutor
 from actors.clock import ClockActor, RemoteClock
+from actors.engine_two import AgentActor, RouterConfig, ShadowExecutor, StrategyRouter
 from actors.executor import PaperExecutor, RemoteBroker
+from actors.flags import FeatureFlagsActor
 from actors.marketdata import MarketDataActor, ProviderSpec, ReplayProviders
 from actors.monitor import PositionMonitor
 from actors.pipeline import OrderCreator, SignalProcessor
@@ -26,8 +28,18 @@ from actors.user_stream import UserStream
 from engine.adapters.alpaca_trading import alpaca_access
 from engine.adapters.replay import bundled_data_dir
 from engine.adapters.symbol_file import load_symbol_table
+from engine.agents.base import Agent
+from engine.agents.context import ContextAgent
+from engine.agents.orb import OrbAgent
+from engine.agents.risk import RiskAgent
+from engine.agents.satyland import SatylandAgent
+from engine.agents.strat import StratAgent
+from engine.agents.technical import TechnicalAgent
+from engine.agents.ttm import TtmAgent
+from engine.meta import MetaConfig
 from engine.orders import PlanConfig
 from engine.protections import create_default_protections
+from engine.scenarios import get_scenario
 from engine.settings import Settings
 from engine.symbols import SymbolTable
 from engine.throttle import RateLimit
@@ -151,11 +163,18 @@ def start_clock(settings: Settings, timeout_s: float = 60.0) -> Any:
 
 
 def start_engine_one(
-    settings: Settings, store: Any, marketdata: Any, clock: Any, timeout_s: float = 60.0
+    settings: Settings,
+    store: Any,
+    marketdata: Any,
+    clock: Any,
+    timeout_s: float = 60.0,
+    *,
+    router: Any = None,
 ) -> dict[str, Any]:
     """SignalProcessor → OrderCreator → OrderTracker → the broker (TANDEM_BROKER: the paper
     broker actor, or Alpaca's adapter actor fed back by the UserStream), each holding the
-    next one's handle. The tracker reconciles with the broker first."""
+    next one's handle. The tracker reconciles with the broker first. With `router` (Engine
+    2's StrategyRouter), the processor hands it every signal it has decided."""
     symbols = load_symbol_table(bundled_data_dir() / "symbol_properties.csv")
     plan = PlanConfig(
         instrument_mode=settings.instrument_mode,
@@ -177,6 +196,7 @@ def start_engine_one(
         creator,
         create_default_protections(settings),
         opposite_entry=settings.opposite_entry,
+        router=router,
     )
     return {
         "executor": executor,
@@ -260,8 +280,67 @@ def start_monitor(
         return {"monitor": monitor}
     targets = [monitor, workers["processor"], workers["order_creator"], workers["tracker"]]
     names = ["position-monitor", "signal-sweep", "order-sweep", "order-tracker"]
+    for key, name in (("shadow", "shadow-monitor"), ("router", "route-sweep")):
+        if key in workers:  # Engine 2's shadow positions and unrouted signals
+            targets.append(workers[key])
+            names.append(name)
     ticker = _waiting_actor(RemoteTicker, TICKER_NAME).remote(
         RemoteClock(clock), targets, TICK_INTERVAL_S, names
     )
     ticker.run.remote()  # fire and forget: a second start finds it running and returns
     return {"monitor": monitor, "ticker": ticker}
+
+
+# --- Engine 2: flags, agents, shadow executor, router ---------------------------------
+
+FLAGS_NAME = "tandem-feature-flags"
+ROUTER_NAME = "tandem-strategy-router"
+SHADOW_NAME = "tandem-shadow-executor"
+AGENT_PREFIX = "tandem-agent-"
+
+RemoteFeatureFlags: Any = ray.remote(FeatureFlagsActor)
+RemoteAgent: Any = ray.remote(AgentActor)
+RemoteShadowExecutor: Any = ray.remote(ShadowExecutor)
+RemoteStrategyRouter: Any = ray.remote(StrategyRouter)
+
+
+def all_agents() -> list[Agent]:
+    """The panel: core (Technical, Context, Risk), specialists (ORB, Strat, TTM), sub-agent
+    (Satyland). Which of them vote on a signal is each agent's activation rule."""
+    return [
+        TechnicalAgent(),
+        ContextAgent(),
+        RiskAgent(),
+        OrbAgent(),
+        StratAgent(),
+        TtmAgent(),
+        SatylandAgent(),
+    ]
+
+
+def start_engine_two(
+    settings: Settings, store: Any, marketdata: Any, clock: Any, timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """The FeatureFlags actor, one actor per agent, the ShadowExecutor and the router. The
+    shadow executor gets no broker, only market data and the Store."""
+    symbols = load_symbol_table(bundled_data_dir() / "symbol_properties.csv")
+    flags = _waiting_actor(RemoteFeatureFlags, FLAGS_NAME).remote(store, RemoteClock(clock))
+    agents = {
+        a.name: _waiting_actor(RemoteAgent, AGENT_PREFIX + a.name).remote(a) for a in all_agents()
+    }
+    plan = PlanConfig(instrument_mode=settings.instrument_mode, target_dte=settings.target_dte)
+    shadow = _waiting_actor(RemoteShadowExecutor, SHADOW_NAME).remote(
+        store, marketdata, RemoteClock(clock), symbols, plan, settings.slippage_ticks
+    )
+    first = get_scenario(settings.scenario).start if settings.clock == "sim" else None
+    config = RouterConfig(
+        experiment_id=settings.experiment_id,
+        unit=settings.experiment_unit,
+        first_session=first,
+        meta=MetaConfig(threshold=settings.meta_threshold),
+    )
+    router = _waiting_actor(RemoteStrategyRouter, ROUTER_NAME).remote(
+        store, marketdata, flags, agents, shadow, RemoteClock(clock), config, ray.put
+    )
+    ray.get(flags.current.remote(), timeout=timeout_s)
+    return {"flags": flags, "agents": agents, "shadow": shadow, "router": router}

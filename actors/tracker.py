@@ -28,7 +28,14 @@ from typing import Any
 
 from actors.clock import ClockLink
 from actors.metrics import counter
-from actors.pipeline import LIVE, StoreReader, isolated, planned_from_row, position_from_row
+from actors.pipeline import (
+    LIVE,
+    POSITIONS_SQL,
+    StoreReader,
+    isolated,
+    planned_from_row,
+    position_from_row,
+)
 from engine.broker import Ambiguous, Broker, BrokerFill, BrokerOrder
 from engine.errors import Conflict, Rejected, Retryable
 from engine.events import Event
@@ -224,10 +231,7 @@ class OrderTracker:
         if row["intent"] == "exit":
             return await self._read.position_row(int(row["position_id"]))
         return await self._read.one(
-            "SELECT p.*, o.idempotency_key, o.option_right, o.strike, o.expiry, o.asset_class "
-            "FROM positions p JOIN orders o ON p.entry_order_id = o.order_id "
-            "WHERE p.entry_order_id = ?",
-            [row["order_id"]],
+            f"{POSITIONS_SQL} WHERE p.entry_order_id = ?", [row["order_id"]]
         )
 
     async def _position_change(
@@ -254,7 +258,8 @@ class OrderTracker:
             opened = _new_position(row, order, fill, strategy)
             event = Event("position_opened", "positions", fill.filled_at, {"price": fill.price})
             insert = Insert("positions", (opened,), id_column="position_id", events=(event,))
-            return insert, {**opened, **_contract_of(row), "position_id": IdOf(part)}
+            contract = {**_contract_of(row), "entry_signal_id": row["signal_id"]}
+            return insert, {**opened, **contract, "position_id": IdOf(part)}
         rest, realised = apply_fill(position_from_row(position), fill)
         key = {"position_id": position["position_id"]}
         if rest is None:
@@ -270,10 +275,17 @@ class OrderTracker:
                 "exit_reason": reason,
                 "quantity": 0,
             }
+            basis = float(position["avg_price"]) * float(position["quantity"]) * order.multiplier
             payload = {
+                "engine": order.engine,
+                "signal_id": position.get("entry_signal_id"),
+                "symbol": order.symbol,
                 "price": fill.price,
                 "realised_pnl": values["realised_pnl"],
+                "cost_basis": basis,
+                "return_pct": values["realised_pnl"] / basis if basis > 0 else 0.0,
                 "reason": reason,
+                "closed_at": fill.filled_at.isoformat(),
             }
             event = Event(
                 "position_closed",

@@ -92,6 +92,10 @@ def run(
         os.environ["TANDEM_DATA_DIR"] = str(replay_dir)
         os.environ["TANDEM_CLOCK"] = "sim"
         os.environ["TANDEM_SIM_START"] = _scenario_start(settings.scenario).isoformat()
+        # The replay shows both engines: variant B per signal, with the demo threshold of
+        # the meta-decision unless one is set (README, "The replay").
+        os.environ["TANDEM_EXPERIMENT_UNIT"] = "signal"
+        os.environ.setdefault("TANDEM_META_THRESHOLD", str(REPLAY_META_THRESHOLD))
         settings = _settings()
     _configure_logging(settings)
     _check_port_free(settings.host, settings.port)
@@ -177,7 +181,7 @@ def _replay(settings: Settings, runtime: dict[str, Any], stop: threading.Event) 
     from rich.console import Console
     from rich.progress import Progress
 
-    from api.replay_driver import ReplayDriver, load_alerts, summary
+    from api.replay_driver import ReplayDriver, ab_summary, load_alerts, summary
     from engine.adapters.replay import ReplayMarketData, bundled_data_dir
 
     timeline = ReplayMarketData(settings.scenario).timeline()
@@ -186,18 +190,44 @@ def _replay(settings: Settings, runtime: dict[str, Any], stop: threading.Event) 
     console = Console(stderr=True)
     with Progress(console=console, transient=False) as progress:
         task = progress.add_task(f"replaying {settings.scenario}", total=len(timeline))
+        asyncio.run(_variant_b_on(runtime["store"], runtime["flags"], runtime["clock"]))
         driver = ReplayDriver(
             f"http://{settings.host}:{settings.port}",
             settings.webhook_secret.get_secret_value(),
             runtime["store"],
             runtime["clock"],
-            runtime.get("monitor"),
+            [runtime["monitor"], runtime["shadow"]],
             progress=lambda done, _total: progress.update(task, completed=done),
             stop=stop.is_set,
+            routed=True,
         )
         report = asyncio.run(driver.run(timeline, alerts))
     figures, rejected = asyncio.run(summary(runtime["store"]))
-    _print_summary(console, settings, report, figures, rejected)
+    ab = asyncio.run(ab_summary(runtime["store"], settings.experiment_id))
+    _print_summary(console, settings, report, {**figures, **ab}, rejected)
+    if report.posted and not stop.is_set() and not ab["B shadow trades"]:
+        raise Fatal(
+            "variant B produced no shadow trade in the replay",
+            "check the flags and TANDEM_META_THRESHOLD (README, 'The replay')",
+        )
+
+
+REPLAY_META_THRESHOLD = 30.0
+REPLAY_SPLIT_PCT = 50
+REPLAY_FLAGS = ("enable_variant_b", "enable_orb", "enable_strat", "enable_ttm", "enable_satyland")
+
+
+async def _variant_b_on(store: Any, flags: Any, clock: Any) -> None:
+    """The replay turns variant B on, with every specialist, for half of the signals:
+    through the audited admin path, as an admin would."""
+    at = await clock.now.remote()
+    await store.update_settings.remote(
+        "feature_flags", {name: {"enabled": True} for name in REPLAY_FLAGS}, "tandem-replay", at
+    )
+    await store.update_settings.remote(
+        "experiment_settings", {"split_pct": {"value": REPLAY_SPLIT_PCT}}, "tandem-replay", at
+    )
+    await flags.refresh.remote()
 
 
 def _print_summary(
@@ -225,6 +255,7 @@ def _start(settings: Settings) -> dict[str, Any]:
         NAMESPACE,
         start_clock,
         start_engine_one,
+        start_engine_two,
         start_marketdata,
         start_monitor,
         start_store,
@@ -247,17 +278,30 @@ def _start(settings: Settings) -> dict[str, Any]:
     store = start_store(settings)
     clock = start_clock(settings)
     marketdata = start_marketdata(_market_data_spec(settings), store=store)
-    workers = start_engine_one(settings, store, marketdata, clock)
+    engine_two = start_engine_two(settings, store, marketdata, clock)
+    workers = start_engine_one(settings, store, marketdata, clock, router=engine_two["router"])
+    workers = {**workers, "router": engine_two["router"], "shadow": engine_two["shadow"]}
     now = ray.get(clock.now.remote(), timeout=60)
     swept = ray.get(
-        [workers["processor"].tick.remote(now), workers["order_creator"].tick.remote(now)],
+        [
+            workers["processor"].tick.remote(now),
+            workers["order_creator"].tick.remote(now),
+            workers["router"].tick.remote(now),
+        ],
         timeout=120,
     )
     log.info("resumed pending work left by the last run: %s", swept)
     monitors = start_monitor(settings, store, marketdata, workers, clock)
     deploy(settings.host, settings.port, settings.ingress, tandem_environ())
     log.info("tandem started in %.1f s", time.monotonic() - started)
-    return {"store": store, "clock": clock, "marketdata": marketdata, **workers, **monitors}
+    return {
+        "store": store,
+        "clock": clock,
+        "marketdata": marketdata,
+        "flags": engine_two["flags"],
+        **workers,
+        **monitors,
+    }
 
 
 def _stop(runtime: dict[str, Any]) -> None:

@@ -32,6 +32,19 @@ SELECT (SELECT count(*) FROM signals WHERE status = 'received')
         WHERE status IN ('pending_execution', 'submitted', 'partially_filled')) AS busy,
        (SELECT count(*) FROM positions WHERE status = 'open') AS open_positions
 """
+# With Engine 2: also busy while a decided signal has no experiment record yet (the
+# router writes it last, once the shadow path is done); open shadow positions count too.
+IDLE_SQL_ROUTED = """
+SELECT (SELECT count(*) FROM signals WHERE status = 'received')
+     + (SELECT count(*) FROM signals s WHERE s.status = 'approved' AND NOT EXISTS
+        (SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id AND o.intent = s.action))
+     + (SELECT count(*) FROM orders
+        WHERE status IN ('pending_execution', 'submitted', 'partially_filled'))
+     + (SELECT count(*) FROM signals s WHERE s.status <> 'received' AND NOT EXISTS
+        (SELECT 1 FROM experiments e WHERE e.signal_id = s.signal_id)) AS busy,
+       (SELECT count(*) FROM positions WHERE status = 'open')
+     + (SELECT count(*) FROM shadow_positions WHERE status = 'open') AS open_positions
+"""
 IDLE_TIMEOUT_S = 60.0
 
 
@@ -58,17 +71,20 @@ class ReplayDriver:
         secret: str,
         store: Any,
         clock: Any,
-        monitor: Any | None,
+        monitors: Any = None,
         *,
         progress: Callable[[int, int], None] | None = None,
         stop: Callable[[], bool] = lambda: False,
+        routed: bool = False,
     ) -> None:
         self._stop = stop
         self._base_url = base_url
         self._secret = secret
         self._store = store
         self._clock = clock
-        self._monitor = monitor
+        # what marks and exits positions at each minute: Engine 1's monitor, the shadow one
+        self._monitors = [] if monitors is None else list(monitors)
+        self._idle_sql = IDLE_SQL_ROUTED if routed else IDLE_SQL
         self._progress = progress
 
     async def run(
@@ -92,8 +108,8 @@ class ReplayDriver:
                     report.posted += 1
                 limit = timeline[i + 1] if i + 1 < len(timeline) else None
                 open_positions = await self._settle(limit)
-                if self._monitor is not None and open_positions:  # nothing to mark when flat
-                    await self._monitor.tick.remote(minute)
+                if self._monitors and open_positions:  # nothing to mark when flat
+                    await asyncio.gather(*(m.tick.remote(minute) for m in self._monitors))
                     await self._settle(limit)
                 report.minutes = i + 1
                 if self._progress is not None:
@@ -103,14 +119,20 @@ class ReplayDriver:
 
     async def _settle(self, limit: datetime | None) -> int:
         """Wait until nothing is in flight in the pipeline; return the open positions."""
-        open_positions = await wait_idle(self._store, IDLE_TIMEOUT_S, self._clock, limit)
+        open_positions = await wait_idle(
+            self._store, IDLE_TIMEOUT_S, self._clock, limit, self._idle_sql
+        )
         if open_positions is None:
             raise Fatal("the pipeline did not settle within 60 s during the replay")
         return open_positions
 
 
 async def wait_idle(
-    store: Any, timeout_s: float, clock: Any = None, limit: datetime | None = None
+    store: Any,
+    timeout_s: float,
+    clock: Any = None,
+    limit: datetime | None = None,
+    sql: str | None = None,
 ) -> int | None:
     """Wait until no signal or order is in flight; the open positions, or None on timeout.
 
@@ -120,7 +142,7 @@ async def wait_idle(
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        table = await store.query.remote(IDLE_SQL, [])
+        table = await store.query.remote(sql or IDLE_SQL, [])
         if table.column("busy")[0].as_py() == 0:
             return int(table.column("open_positions")[0].as_py())
         if time.monotonic() > deadline:
@@ -159,3 +181,31 @@ async def summary(store: Any) -> tuple[dict[str, Any], dict[str, int]]:
         figures[name] = table.column(0)[0].as_py()
     rejected = (await store.query.remote(REJECTIONS_SQL, [])).to_pylist()
     return figures, {str(r["reason"]): int(r["n"]) for r in rejected}
+
+
+AB_QUERIES: dict[str, str] = {
+    "A signals": "SELECT count(*) FROM experiments WHERE experiment_id = ? AND variant = 'A'",
+    "B signals": "SELECT count(*) FROM experiments WHERE experiment_id = ? AND variant = 'B'",
+    "B shadow trades": "SELECT count(*) FROM shadow_trades WHERE experiment_id = ?",
+    "B closed shadow positions": (
+        "SELECT count(*) FROM shadow_positions WHERE experiment_id = ? AND status = 'closed'"
+    ),
+    "B realised P&L (shadow)": (
+        "SELECT coalesce(round(sum(realised_pnl), 2), 0) FROM shadow_positions "
+        "WHERE experiment_id = ?"
+    ),
+    "A realised P&L on B's signals (paired)": (
+        "SELECT coalesce(round(sum(p.realised_pnl), 2), 0) FROM positions p "
+        "JOIN orders o ON p.entry_order_id = o.order_id JOIN experiments e "
+        "ON e.signal_id = o.signal_id WHERE e.experiment_id = ? AND e.variant = 'B'"
+    ),
+}
+
+
+async def ab_summary(store: Any, experiment_id: str) -> dict[str, Any]:
+    """A against B in the replay: assignments, shadow trades and P&L, and the paired P&L."""
+    out = {}
+    for name, sql in AB_QUERIES.items():
+        table = await store.query.remote(sql, [experiment_id])
+        out[name] = table.column(0)[0].as_py()
+    return out

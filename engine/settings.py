@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     lowprofitpairs_required_profit: float = Field(default=0.0, allow_inf_nan=False)
     instrument_mode: Literal["option", "equity"] = "option"
     opposite_entry: Literal["reject", "reverse"] = "reject"
+    experiment_id: str = Field(default="ab-1", min_length=1, max_length=64)
+    experiment_unit: Literal["session", "signal"] = "session"
+    meta_threshold: float = Field(default=60.0, ge=0, le=100)
     store_max_batch: int = Field(default=512, ge=1, le=100_000)
     export_interval_s: float = Field(default=1.0, gt=0)
     export_max_rows: int = Field(default=100_000, ge=1)

@@ -81,20 +81,27 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RaySession
 @pytest.fixture(scope="session")
 def api(ray_session: RaySession) -> Iterator[Any]:
     """The real app on Ray Serve; yields an httpx client bound to its base URL."""
-    from actors.system import start_clock, start_engine_one, start_marketdata, start_store
+    from actors.system import (
+        start_clock,
+        start_engine_one,
+        start_engine_two,
+        start_marketdata,
+        start_store,
+    )
     from api.serve_app import deploy
 
     settings = ray_session.settings
     store = start_store(settings, timeout_s=RAY_TIMEOUT_S)  # keep the handle: it keeps the actor
     clock = start_clock(settings, timeout_s=RAY_TIMEOUT_S)
     marketdata = start_marketdata(timeout_s=RAY_TIMEOUT_S, store=store)
-    workers = start_engine_one(settings, store, marketdata, clock)
+    engine_two = start_engine_two(settings, store, marketdata, clock)
+    workers = start_engine_one(settings, store, marketdata, clock, router=engine_two["router"])
     deploy(settings.host, settings.port, "direct", ray_session.environ)
     base = f"http://{settings.host}:{settings.port}"
     with httpx.Client(base_url=base, timeout=10) as client:
         wait_for_health(client, RAY_TIMEOUT_S)
         yield client
-    del store, clock, marketdata, workers
+    del store, clock, marketdata, workers, engine_two
 
 
 def wait_for_health(client: httpx.Client, timeout_s: float) -> httpx.Response:
