@@ -150,8 +150,19 @@ class StrategyRouter:
         if signal["action"] == "exit":
             await self._shadow.exit_signal.remote(signal)
         elif assignment.variant == "B":
-            parts = await self._shadow_path(signal, assignment, snapshot)
-        parts.append(_assignment_write(assignment, signal, await self._clock.now()))
+            try:
+                parts = await self._shadow_path(signal, assignment, snapshot)
+            except Rejected as exc:  # no data to decide on: B records that it did not
+                ids = {"experiment_id": assignment.experiment_id, "signal_id": signal_id}
+                failed = Event(
+                    "enrichment_failed",
+                    STREAM,
+                    await self._clock.now(),
+                    {**ids, "reason": exc.code, "detail": str(exc.detail)},
+                    _key(assignment.experiment_id, signal_id),
+                )
+                parts = [AppendEvents((failed,))]
+        parts.insert(0, _assignment_write(assignment, signal, await self._clock.now()))
         with contextlib.suppress(Conflict):  # routed by a sweep meanwhile: its record stands
             await self._store.write.remote(Several(tuple(parts)))
         return assignment.variant
