@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from actors.clock import ClockLink
@@ -47,6 +48,7 @@ from engine.paper_broker import PaperFills
 from engine.positions import Position, mark
 from engine.router import Assignment, Unit, assign
 from engine.symbols import SymbolTable
+from storage.snapshots import write_snapshot
 from storage.writes import AppendEvents, IdOf, Insert, Several, Update
 
 Write = Insert | Update | AppendEvents
@@ -87,6 +89,7 @@ class RouterConfig:
     unit: Unit = "session"
     first_session: date | None = None  # the replay's first bundled day
     meta: MetaConfig = field(default_factory=MetaConfig)
+    snapshots: str | None = None  # where enrichment snapshots go (None: not kept)
 
 
 class StrategyRouter:
@@ -190,13 +193,17 @@ class StrategyRouter:
         decisions = [v for v in votes if v is not None]
         voted_at = await self._clock.now()
         meta = decide(int(signal["signal_id"]), signal["direction"], decisions, self._config.meta)
+        digest = enrichment_digest(enrichment)
+        kept = None
+        if self._config.snapshots is not None:
+            kept = write_snapshot(Path(self._config.snapshots), enrichment, digest).name
         if meta.trade:
             await self._shadow.open.remote(signal, assignment.experiment_id, _summary(meta))
         decided_at = await self._clock.now()
         return _decision_writes(
             assignment,
             meta,
-            enrichment_digest(enrichment),
+            {"sha256": digest, "snapshot": kept, "flags": dict(flags)},
             (received, enriched_at, voted_at, decided_at),
         )
 
@@ -251,9 +258,12 @@ def _assignment_write(assignment: Assignment, signal: dict[str, Any], at: dateti
 def _decision_writes(
     assignment: Assignment,
     meta: MetaDecision,
-    digest: str,
+    enrichment: dict[str, Any],
     times: tuple[datetime, datetime, datetime, datetime],
 ) -> list[Write]:
+    """The votes and the decision: `enrichment` names the snapshot the agents saw (its
+    SHA-256, its file, the flags they were given)."""
+    digest = enrichment["sha256"]
     received, enriched, voted, decided = times
     key = _key(assignment.experiment_id, assignment.signal_id)
     ids = {"experiment_id": assignment.experiment_id, "signal_id": assignment.signal_id}
@@ -262,7 +272,7 @@ def _decision_writes(
             "enrichment_complete",
             STREAM,
             enriched,
-            {**ids, "sha256": digest, "signal_received_at": received.isoformat()},
+            {**ids, **enrichment, "signal_received_at": received.isoformat()},
             key,
         ),
         *(

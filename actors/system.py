@@ -29,13 +29,7 @@ from engine.adapters.alpaca_trading import alpaca_access
 from engine.adapters.replay import bundled_data_dir
 from engine.adapters.symbol_file import load_symbol_table
 from engine.agents.base import Agent
-from engine.agents.context import ContextAgent
-from engine.agents.orb import OrbAgent
-from engine.agents.risk import RiskAgent
-from engine.agents.satyland import SatylandAgent
-from engine.agents.strat import StratAgent
-from engine.agents.technical import TechnicalAgent
-from engine.agents.ttm import TtmAgent
+from engine.agents.panel import panel
 from engine.meta import MetaConfig
 from engine.orders import PlanConfig
 from engine.protections import create_default_protections
@@ -305,17 +299,7 @@ RemoteStrategyRouter: Any = ray.remote(StrategyRouter)
 
 
 def all_agents() -> list[Agent]:
-    """The panel: core (Technical, Context, Risk), specialists (ORB, Strat, TTM), sub-agent
-    (Satyland). Which of them vote on a signal is each agent's activation rule."""
-    return [
-        TechnicalAgent(),
-        ContextAgent(),
-        RiskAgent(),
-        OrbAgent(),
-        StratAgent(),
-        TtmAgent(),
-        SatylandAgent(),
-    ]
+    return panel()
 
 
 def start_engine_two(
@@ -338,6 +322,7 @@ def start_engine_two(
         unit=settings.experiment_unit,
         first_session=first,
         meta=MetaConfig(threshold=settings.meta_threshold),
+        snapshots=str(settings.snapshots_dir),
     )
     router = _waiting_actor(RemoteStrategyRouter, ROUTER_NAME).remote(
         store, marketdata, flags, agents, shadow, RemoteClock(clock), config, ray.put

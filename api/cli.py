@@ -400,3 +400,47 @@ def migrate_down(target: Annotated[int, typer.Argument()]) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@app.command("replay")
+def replay_experiment(
+    experiment: Annotated[str, typer.Option(help="the experiment id (TANDEM_EXPERIMENT_ID)")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="the run's data directory (TANDEM_DATA_DIR)")
+    ] = None,
+) -> None:
+    """Check the event log's hash chain, then recompute every Engine 2 decision of an
+    experiment from the log and its enrichment snapshots; exit 1 on any difference."""
+    import duckdb
+
+    from api.experiment_replay import check_signal, engine_two_log
+    from engine.agents.panel import panel
+    from engine.hashchain import verify
+    from storage.eventlog import events_sql
+
+    if data_dir is not None:
+        os.environ["TANDEM_DATA_DIR"] = str(data_dir)
+    settings = _settings()
+    if not any(settings.events_dir.glob("*.parquet")):
+        raise Fatal(f"no landed events under {settings.events_dir}", "run Tandem first")
+    sql = events_sql(str(settings.events_dir / "*.parquet"))
+    with duckdb.connect() as conn:
+        relation = conn.sql(f"SELECT * FROM ({sql}) ORDER BY seq")
+        assert relation is not None
+        rows = relation.to_arrow_table().to_pylist()
+    chain = verify(rows)
+    state = "intact" if chain.ok else f"BROKEN at seq {chain.first_bad_seq}: {chain.problem}"
+    typer.echo(f"event log: {len(rows)} events, hash chain {state}")
+    agents = panel()
+    outcomes = {
+        key: check_signal(slot, settings.snapshots_dir, agents)
+        for key, slot in sorted(engine_two_log(rows, experiment).items())
+    }
+    for key, problem in outcomes.items():
+        if problem is not None:
+            typer.echo(f"{key}: {problem}")
+    differ = sum(1 for p in outcomes.values() if p is not None)
+    identical = len(outcomes) - differ
+    typer.echo(f"experiment {experiment}: {identical} decisions identical, {differ} different")
+    if differ or not chain.ok or identical == 0:
+        raise typer.Exit(1)

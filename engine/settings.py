@@ -203,6 +203,11 @@ class Settings(BaseSettings):
         return self.data_dir / "tandem.duckdb"
 
     @property
+    def snapshots_dir(self) -> Path:
+        """Engine 2's enrichment snapshots (Parquet, named by their SHA-256)."""
+        return self.data_dir / "enrichments"
+
+    @property
     def events_dir(self) -> Path:
         return self.data_dir / "events"
 

@@ -36,6 +36,8 @@ EVENT_SCHEMA = pa.schema(
         ("stream", pa.string()),
         ("entity_id", pa.string()),
         ("payload", pa.string()),
+        ("prev_hash", pa.string()),
+        ("hash", pa.string()),
     ]
 )
 

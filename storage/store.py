@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from engine.clock import Clock
 from engine.errors import Conflict, Fatal, Rejected, Retryable, TandemError
+from engine.hashchain import GENESIS
 from storage.eventlog import EventLog
 from storage.migrate import Migrator
 from storage.writes import Plan, Stage, StoreState, WriteRequest, WriteResult, plan
@@ -110,8 +111,13 @@ class Store:
         else:
             migrator.verify()
         self._conn = conn
-        last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-        self._state = StoreState(self._load, int(last_seq[0]) if last_seq else 0, self._dedupe_keys)
+        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        self._state = StoreState(
+            self._load,
+            int(last[0]) if last else 0,
+            self._dedupe_keys,
+            last_hash=str(last[1]) if last and last[1] is not None else GENESIS,
+        )
         self._state.load_recent()
         self._fk_order = _table_order(conn)
         for _ in range(self._readers):

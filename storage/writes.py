@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.errors import Conflict, Rejected
 from engine.events import Event
+from engine.hashchain import GENESIS, chain_hash
 
 EVENTS_TABLE = "events"
 _IDENT_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -118,8 +119,11 @@ Loader = Callable[[str, list[Any]], list[tuple[Any, ...]]]
 class StoreState:
     """What the Store knows in memory: last ids, unique keys, recent signals, last seq."""
 
-    def __init__(self, load: Loader, last_seq: int, dedupe_keys: int = 1_000_000) -> None:
+    def __init__(
+        self, load: Loader, last_seq: int, dedupe_keys: int = 1_000_000, last_hash: str = GENESIS
+    ) -> None:
         self._load = load
+        self.last_hash = last_hash
         self.last_ids: dict[str, int] = {}
         self.keys: dict[tuple[str, tuple[str, ...]], set[tuple[Any, ...]]] = {}
         self.recent: dict[str, tuple[int, datetime]] = {}
@@ -186,6 +190,7 @@ class Stage:
         self.keys: dict[tuple[str, tuple[str, ...]], set[tuple[Any, ...]]] = {}
         self.recent: dict[str, tuple[int, datetime]] = {}
         self.last_seq = state.last_seq
+        self.last_hash = state.last_hash
 
     def next_ids(self, table: str, column: str, count: int) -> list[int]:
         start = self.last_ids.get(table, self.state.last_id(table, column))
@@ -202,10 +207,10 @@ class Stage:
     def snapshot(self) -> tuple[Any, ...]:
         """This batch's additions so far; `restore` undoes a refused request's staging."""
         keys = {slot: set(values) for slot, values in self.keys.items()}
-        return dict(self.last_ids), keys, dict(self.recent), self.last_seq
+        return dict(self.last_ids), keys, dict(self.recent), self.last_seq, self.last_hash
 
     def restore(self, snapshot: tuple[Any, ...]) -> None:
-        self.last_ids, self.keys, self.recent, self.last_seq = snapshot
+        self.last_ids, self.keys, self.recent, self.last_seq, self.last_hash = snapshot
 
     def apply(self) -> None:
         self.state.last_ids.update(self.last_ids)
@@ -213,6 +218,7 @@ class Stage:
             self.state.key_set(*slot).update(values)
         self.state.recent.update(self.recent)
         self.state.last_seq = self.last_seq
+        self.state.last_hash = self.last_hash
 
 
 def plan(request: WriteRequest, stage: Stage) -> Plan:
@@ -269,8 +275,15 @@ def _plan_several(request: Several, stage: Stage) -> Plan:
     return out
 
 
+def _immutable(table: str) -> str:
+    """The event log is append-only: events come only with the write they record."""
+    if table == EVENTS_TABLE:
+        raise Rejected("immutable_events", "events are appended with their write, never changed")
+    return table
+
+
 def _plan_insert(request: Insert, stage: Stage) -> Plan:
-    table = check_ident(request.table)
+    table = _immutable(check_ident(request.table))
     rows = [dict(r) for r in request.rows]
     for columns in request.unique:
         seen: set[tuple[Any, ...]] = set()
@@ -296,7 +309,7 @@ def _plan_insert(request: Insert, stage: Stage) -> Plan:
 def _plan_update(request: Update, stage: Stage) -> Plan:
     if not request.values or not request.key:
         raise Rejected("invalid_update", "an update needs key and values")
-    table = check_ident(request.table)
+    table = _immutable(check_ident(request.table))
     sets = ", ".join(f"{check_ident(c)} = ?" for c in request.values)
     where = " AND ".join(f"{check_ident(c)} = ?" for c in request.key)
     params = [*request.values.values(), *request.key.values()]
@@ -336,7 +349,10 @@ def _stage_events(
         entity = event.entity_id
         if entity is None and len(ids) == 1:
             entity = str(ids[0])
-        out.inserts.append((EVENTS_TABLE, event_row(event, stage.last_seq, stage.now, entity)))
+        row = event_row(event, stage.last_seq, stage.now, entity)
+        row["prev_hash"] = stage.last_hash
+        row["hash"] = stage.last_hash = chain_hash(stage.last_hash, row)
+        out.inserts.append((EVENTS_TABLE, row))
         seqs.append(stage.last_seq)
     return tuple(seqs)
 

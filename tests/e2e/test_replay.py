@@ -1,4 +1,5 @@
-"""`tandem run --exit-after-replay`, twice: the replay is deterministic, end to end."""
+"""`tandem run --exit-after-replay`, twice: the replay is deterministic, end to end, both
+engines; then `tandem replay --experiment` recomputes Engine 2's decisions from the log."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ TABLES = {
     "orders": "order_id",
     "trades": "trade_id",
     "positions": "position_id",
+    "experiments": "signal_id",
+    "agent_performance": "signal_id, agent",
+    "shadow_positions": "position_id",
+    "shadow_trades": "trade_id",
 }
 
 
@@ -56,4 +61,25 @@ def test_two_replays_give_identical_signals_orders_fills_and_positions(tmp_path:
     # losing round trips, so one entry is refused and then its exit finds nothing to close
     assert len(first["orders"]) == len(first["trades"]) >= 12  # alerts' orders + rule exits
     assert {row[9] for row in first["positions"]} == {"closed"}  # every round trip closed
+    assert {row[2] for row in first["experiments"]} == {"A", "B"}  # both variants ran
+    assert first["shadow_trades"], "variant B made no shadow trade"
     assert first == second
+
+    tandem = Path(sys.executable).parent / "tandem"
+    check = subprocess.run(
+        [
+            str(tandem),
+            "replay",
+            "--experiment",
+            "ab-1",
+            "--data-dir",
+            str(tmp_path / "one" / "replay-spy-2013-10"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
+    assert "hash chain intact" in check.stdout
+    assert " 0 different" in check.stdout

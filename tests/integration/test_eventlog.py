@@ -26,6 +26,8 @@ def events(first: int, last: int) -> pa.Table:
             "stream": ["s"] * n,
             "entity_id": [None] * n,
             "payload": ["{}"] * n,
+            "prev_hash": [None] * n,
+            "hash": [None] * n,
         },
         schema=EVENT_SCHEMA,
     )

@@ -1,0 +1,2 @@
+ALTER TABLE events DROP COLUMN hash;
+ALTER TABLE events DROP COLUMN prev_hash;
