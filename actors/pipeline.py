@@ -162,6 +162,10 @@ class SignalProcessor:
         self._calendar = xnys_calendar()
         self._locks = ProtectionLocks(store, protections, LIVE)
 
+    async def set_router(self, router: Any) -> None:
+        """Engine 2's router, once it has started: every signal decided after this goes to it."""
+        self._router = router
+
     async def process(self, signal_id: int) -> str:
         try:
             return await self._process(signal_id)

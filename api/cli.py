@@ -278,8 +278,13 @@ def _start(settings: Settings) -> dict[str, Any]:
     store = start_store(settings)
     clock = start_clock(settings)
     marketdata = start_marketdata(_market_data_spec(settings), store=store)
+    workers = start_engine_one(settings, store, marketdata, clock)
+    # The front door opens as soon as Engine 1 can take alerts; Engine 2's dozen actors
+    # start behind it. Signals decided meanwhile are routed by the router's first sweep.
+    deploy(settings.host, settings.port, settings.ingress, tandem_environ())
+    log.info("API up in %.1f s; starting Engine 2", time.monotonic() - started)
     engine_two = start_engine_two(settings, store, marketdata, clock)
-    workers = start_engine_one(settings, store, marketdata, clock, router=engine_two["router"])
+    ray.get(workers["processor"].set_router.remote(engine_two["router"]), timeout=60)
     workers = {**workers, "router": engine_two["router"], "shadow": engine_two["shadow"]}
     now = ray.get(clock.now.remote(), timeout=60)
     swept = ray.get(
@@ -292,13 +297,13 @@ def _start(settings: Settings) -> dict[str, Any]:
     )
     log.info("resumed pending work left by the last run: %s", swept)
     monitors = start_monitor(settings, store, marketdata, workers, clock)
-    deploy(settings.host, settings.port, settings.ingress, tandem_environ())
     log.info("tandem started in %.1f s", time.monotonic() - started)
     return {
         "store": store,
         "clock": clock,
         "marketdata": marketdata,
         "flags": engine_two["flags"],
+        "analytics": engine_two["analytics"],  # held here: nothing else holds its handle
         **workers,
         **monitors,
     }

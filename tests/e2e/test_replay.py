@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.conftest import free_port
 
@@ -53,6 +54,7 @@ def replay(data_dir: Path) -> dict[str, list[tuple[object, ...]]]:
         conn.close()
 
 
+@pytest.mark.timeout(900)  # two whole runs of `make run`'s replay, one after the other
 def test_two_replays_give_identical_signals_orders_fills_and_positions(tmp_path: Path) -> None:
     first = replay(tmp_path / "one")
     second = replay(tmp_path / "two")
