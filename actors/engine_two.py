@@ -32,7 +32,7 @@ from typing import Any
 from actors.clock import ClockLink
 from actors.marketdata import RemoteMarket
 from actors.monitor import session_close_at
-from actors.pipeline import StoreReader, isolated, plan_signal_entry
+from actors.pipeline import StoreReader, isolated, plan_signal_entry, position_from_row
 from engine.agents.base import Agent, AgentDecision, Enrichment
 from engine.calendar import xnys_calendar
 from engine.clock import ensure_utc
@@ -318,22 +318,8 @@ def _decision_writes(
 
 
 def shadow_position(r: Mapping[str, Any]) -> Position:
-    return Position(
-        position_key=r["idempotency_key"],
-        engine=SHADOW,
-        symbol=r["symbol"],
-        instrument=r["instrument"],
-        asset_class=r["asset_class"],
-        side=r["side"],
-        quantity=int(r["quantity"]),
-        avg_price=float(r["avg_price"]),
-        multiplier=int(r["multiplier"]),
-        opened_at=r["opened_at"],
-        strategy=r["strategy"],
-        right=r["option_right"],
-        strike=r["strike"],
-        expiry=r["expiry"],
-    )
+    """A `shadow_positions` row as a `Position` (the same reading as Engine 1's rows)."""
+    return position_from_row({**r, "engine": SHADOW})
 
 
 class ShadowExecutor:

@@ -97,9 +97,13 @@ class ProtectionLocks:
         async with self._loading:
             if self._manager is None:
                 rows = await self._rows(LATEST_LOCK_EVENTS_SQL, [STREAM])
+                names = {p.name for p in self._protections}
                 held = [
-                    lock_from_payload(json.loads(r["payload"])) for r in rows if r["kind"] == LOCKED
-                ]
+                    lock
+                    for r in rows
+                    if r["kind"] == LOCKED
+                    and (lock := lock_from_payload(json.loads(r["payload"]))).protection in names
+                ]  # only the locks of the protections this processor runs
                 self._manager = ProtectionManager(self._protections, held)
             return self._manager
 

@@ -20,13 +20,7 @@ from hypothesis import strategies as st
 
 from engine.adapters.replay import ReplayMarketData, bundled_data_dir
 from engine.agents.base import Agent, Enrichment
-from engine.agents.context import ContextAgent
-from engine.agents.orb import OrbAgent
-from engine.agents.risk import RiskAgent
-from engine.agents.satyland import SatylandAgent
-from engine.agents.strat import StratAgent
-from engine.agents.technical import TechnicalAgent
-from engine.agents.ttm import TtmAgent
+from engine.agents.panel import panel
 from engine.alerts import canonical_timeframe
 from engine.calendar import xnys_calendar
 from engine.enrichment import EnrichmentConfig, build_enrichment, minute_sessions
@@ -115,15 +109,7 @@ def alert_due(alert: dict[str, Any]) -> datetime:
 def test_every_bundled_alert_costs_one_call_per_bar_series_however_many_agents_vote(
     replay: ReplayMarketData,
 ) -> None:
-    agents: list[Agent] = [
-        TechnicalAgent(),
-        ContextAgent(),
-        RiskAgent(),
-        OrbAgent(),
-        StratAgent(),
-        TtmAgent(),
-        SatylandAgent(),
-    ]
+    agents: list[Agent] = panel()
     for alert in ALERTS:
         market = CountingMarket(replay)
         enrichment = enrich(market, alert_due(alert), canonical_timeframe(str(alert["timeframe"])))

@@ -17,13 +17,7 @@ from hypothesis import strategies as st
 
 from engine.adapters.replay import ReplayMarketData
 from engine.agents.base import Agent, AgentDecision, Enrichment
-from engine.agents.context import ContextAgent
-from engine.agents.orb import OrbAgent
-from engine.agents.risk import RiskAgent
-from engine.agents.satyland import SatylandAgent
-from engine.agents.strat import StratAgent
-from engine.agents.technical import TechnicalAgent
-from engine.agents.ttm import TtmAgent
+from engine.agents.panel import panel
 from engine.calendar import xnys_calendar
 from engine.enrichment import Portfolio, build_enrichment
 from engine.errors import Fatal
@@ -213,15 +207,7 @@ def enrich(
 
 
 def all_agents() -> list[Agent]:
-    return [
-        TechnicalAgent(),
-        ContextAgent(),
-        RiskAgent(),
-        OrbAgent(),
-        StratAgent(),
-        TtmAgent(),
-        SatylandAgent(),
-    ]
+    return panel()
 
 
 def test_core_agents_alone_trade_the_sell_off_of_october_8(replay: ReplayMarketData) -> None:
