@@ -13,6 +13,7 @@ from typing import Any
 import ray
 
 from actors.alpaca_broker import AlpacaExecutor
+from actors.analytics import AnalyticsActor
 from actors.clock import ClockActor, RemoteClock
 from actors.engine_two import AgentActor, RouterConfig, ShadowExecutor, StrategyRouter
 from actors.executor import PaperExecutor, RemoteBroker
@@ -288,11 +289,13 @@ def start_monitor(
 # --- Engine 2: flags, agents, shadow executor, router ---------------------------------
 
 FLAGS_NAME = "tandem-feature-flags"
+ANALYTICS_NAME = "tandem-analytics"
 ROUTER_NAME = "tandem-strategy-router"
 SHADOW_NAME = "tandem-shadow-executor"
 AGENT_PREFIX = "tandem-agent-"
 
 RemoteFeatureFlags: Any = ray.remote(FeatureFlagsActor)
+RemoteAnalytics: Any = ray.remote(AnalyticsActor)
 RemoteAgent: Any = ray.remote(AgentActor)
 RemoteShadowExecutor: Any = ray.remote(ShadowExecutor)
 RemoteStrategyRouter: Any = ray.remote(StrategyRouter)
@@ -327,5 +330,12 @@ def start_engine_two(
     router = _waiting_actor(RemoteStrategyRouter, ROUTER_NAME).remote(
         store, marketdata, flags, agents, shadow, RemoteClock(clock), config, ray.put
     )
+    analytics = _waiting_actor(RemoteAnalytics, ANALYTICS_NAME).remote(str(settings.events_dir))
     ray.get(flags.current.remote(), timeout=timeout_s)
-    return {"flags": flags, "agents": agents, "shadow": shadow, "router": router}
+    return {
+        "flags": flags,
+        "agents": agents,
+        "shadow": shadow,
+        "router": router,
+        "analytics": analytics,
+    }

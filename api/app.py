@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from api.backend import ActorBackend
 from api.errors import install_error_handlers
 from api.intake import WebhookIntake
-from api.routes import admin, flags, health, lifecycle, reads, webhook
+from api.routes import admin, experiments, flags, health, lifecycle, reads, webhook
 
 
 def create_app(backend: ActorBackend, intake: WebhookIntake) -> FastAPI:
@@ -25,4 +25,5 @@ def create_app(backend: ActorBackend, intake: WebhookIntake) -> FastAPI:
     app.include_router(lifecycle.router)
     app.include_router(admin.router)
     app.include_router(flags.router)
+    app.include_router(experiments.router)
     return app

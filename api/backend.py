@@ -52,6 +52,16 @@ class ActorBackend:
             self.forget_store()
             raise Retryable(f"the store is unavailable: {type(exc).__name__}") from None
 
+    async def call_analytics(self, method: str, *args: Any) -> Any:
+        """Call the Analytics actor (queries over the Parquet event log); 503 if it is down."""
+        try:
+            from actors.system import ANALYTICS_NAME, named
+
+            handle = named(ANALYTICS_NAME)
+            return await getattr(handle, method).remote(*args)
+        except (ray.exceptions.RayActorError, ValueError) as exc:
+            raise Retryable(f"analytics are unavailable: {type(exc).__name__}") from None
+
     async def health(self) -> dict[str, ComponentStatus]:
         ray_status = await self._ray_status()
         api = ComponentStatus(True, {"pid": os.getpid()}, self.clock.now())

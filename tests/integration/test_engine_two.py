@@ -34,6 +34,11 @@ class Rig:
     flags: Any
     router: Any
     admin: dict[str, str]
+    session: RaySession
+
+
+def auth_of(rig: Rig, role: Role) -> dict[str, str]:
+    return auth(rig.session, role)
 
 
 def auth(session: RaySession, role: Role) -> dict[str, str]:
@@ -96,7 +101,7 @@ def rig(api: httpx.Client, ray_session: RaySession) -> Iterator[Rig]:
     admin = auth(ray_session, Role.ADMIN)
     set_b(api, admin, on=True, split=100)
     try:
-        yield Rig(clock, flags, router, admin)
+        yield Rig(clock, flags, router, admin, ray_session)
     finally:
         set_b(api, admin, on=False, split=0)
         for handle in (router, flags, clock):
@@ -213,6 +218,31 @@ def test_an_alert_in_b_gets_votes_a_decision_a_shadow_trade_and_an_experiment_re
             )
         ),
     )
+
+    # the analytics API answers from the landed Parquet event log
+    from actors.system import store_handle
+
+    ray.get(store_handle().export_now.remote(), timeout=RAY_TIMEOUT_S)
+    viewer = auth_of(rig, Role.VIEWER)
+    assert api.get(f"/experiments/{EXPERIMENT}/results").status_code == 401
+    listed = api.get("/experiments", params={"experiment_id": EXPERIMENT}, headers=viewer)
+    assert listed.status_code == 200, listed.text
+    assert [i["variant"] for i in listed.json()["items"] if i["signal_id"] == signal_id] == ["B"]
+    results = api.get(f"/experiments/{EXPERIMENT}/results", headers=viewer)
+    assert results.status_code == 200, results.text
+    assert "B" in str(results.json())
+    positions = api.get(
+        "/shadow-positions",
+        params={"experiment_id": EXPERIMENT, "status": "closed"},
+        headers=viewer,
+    ).json()["items"]
+    assert any(p["signal_id"] == signal_id for p in positions), positions
+    trades = api.get("/shadow-trades", params={"experiment_id": EXPERIMENT}, headers=viewer)
+    assert trades.status_code == 200 and trades.json()["items"], trades.text
+    agents = api.get(
+        "/agents/performance", params={"experiment_id": EXPERIMENT}, headers=viewer
+    ).json()["items"]
+    assert {"technical", "context", "risk"} <= {a["agent"] for a in agents}, agents
 
     # the master flag off: once 5 s of clock time have passed, nothing goes to B
     change = api.patch(
