@@ -8,11 +8,16 @@ no actor to ask (unit tests, the live wall clock).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from datetime import datetime
 from typing import Any, Protocol
 
 from engine.clock import Clock, LiveClock, SimClock
 from engine.errors import Rejected
+
+log = logging.getLogger(__name__)
 
 
 class ClockActor:
@@ -70,3 +75,20 @@ class RemoteClock:
 
     async def sleep(self, seconds: float) -> None:
         await self._handle.sleep.remote(seconds)
+
+
+async def sleep_unless_stopped(clock: ClockLink, seconds: float, stopping: asyncio.Event) -> None:
+    """Sleep `seconds` on `clock`, or less if `stopping` is set first. When the clock cannot
+    be asked (its actor is gone), wait in real time instead of spinning."""
+    sleeping = asyncio.ensure_future(clock.sleep(seconds))
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({sleeping, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeping.cancel()
+        stop.cancel()
+    failure = sleeping.exception() if sleeping.done() and not sleeping.cancelled() else None
+    if failure is not None:
+        log.warning("clock sleep failed: %r", failure)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), seconds)

@@ -10,14 +10,13 @@ A target that fails is logged and counted; it never stops the loop or the other 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from actors.clock import ClockLink
+from actors.clock import ClockLink, sleep_unless_stopped
 from actors.metrics import TickerMetrics
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ class Ticker:
                     ticks += 1
                 except Exception as exc:  # the clock actor restarting: try again next time
                     log.warning("tick failed: %r", exc)
-                await self._pause()
+                await sleep_unless_stopped(self._clock, self._interval, self._stopping)
         finally:
             self._running = False
         return ticks
@@ -83,18 +82,3 @@ class Ticker:
             log.warning("%s failed its tick at %s: %r", name, now.isoformat(), exc)
         finally:
             self._metrics.on_tick(name, time.perf_counter() - started, failed)
-
-    async def _pause(self) -> None:
-        """Sleep `interval_s` on the clock, or less if `stop()` comes first."""
-        sleeping = asyncio.ensure_future(self._clock.sleep(self._interval))
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeping.cancel()
-            stopping.cancel()
-        failure = sleeping.exception() if sleeping.done() and not sleeping.cancelled() else None
-        if failure is not None:  # no clock to ask: wait in real time rather than spin
-            log.warning("clock sleep failed: %r", failure)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)

@@ -25,7 +25,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from actors.clock import ClockLink
+from actors.clock import ClockLink, sleep_unless_stopped
 from actors.metrics import counter
 from engine.adapters.alpaca_stream import (
     Other,
@@ -160,7 +160,9 @@ class UserStream:
                 if self._stopping.is_set():
                     break
                 failures = 1 if listened else failures + 1
-                await self._pause(backoff_delay(failures, self._base_s, self._cap_s))
+                await sleep_unless_stopped(
+                    self._clock, backoff_delay(failures, self._base_s, self._cap_s), self._stopping
+                )
         finally:
             self._running = False
         return self._figures["connections"]
@@ -228,18 +230,3 @@ class UserStream:
             log.warning("alpaca trade_updates stream: %s", self._last_error)
         with contextlib.suppress(*CONNECTION_FAILURES):
             await feed.close()
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep on the clock, or less if `stop()` comes first."""
-        sleeping = asyncio.ensure_future(self._clock.sleep(seconds))
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeping.cancel()
-            stopping.cancel()
-        failure = sleeping.exception() if sleeping.done() and not sleeping.cancelled() else None
-        if failure is not None:  # no clock to ask: wait in real time rather than spin
-            log.warning("clock sleep failed: %r", failure)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), seconds)
