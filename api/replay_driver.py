@@ -24,27 +24,31 @@ import httpx
 from engine.alert_rules import alert_due_at
 from engine.errors import Fatal
 
-IDLE_SQL = """
-SELECT (SELECT count(*) FROM signals WHERE status = 'received')
-     + (SELECT count(*) FROM signals s WHERE s.status = 'approved' AND NOT EXISTS
-        (SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id AND o.intent = s.action))
-     + (SELECT count(*) FROM orders
-        WHERE status IN ('pending_execution', 'submitted', 'partially_filled')) AS busy,
-       (SELECT count(*) FROM positions WHERE status = 'open') AS open_positions
-"""
+# Work in flight in Engine 1: a signal waiting for its decision, an approved signal
+# without its own order yet, an order not yet answered by the broker.
+_BUSY = (
+    "(SELECT count(*) FROM signals WHERE status = 'received')",
+    "(SELECT count(*) FROM signals s WHERE s.status = 'approved' AND NOT EXISTS "
+    "(SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id AND o.intent = s.action))",
+    "(SELECT count(*) FROM orders "
+    "WHERE status IN ('pending_execution', 'submitted', 'partially_filled'))",
+)
+_OPEN = ("(SELECT count(*) FROM positions WHERE status = 'open')",)
 # With Engine 2: also busy while a decided signal has no experiment record yet (the
 # router writes it last, once the shadow path is done); open shadow positions count too.
-IDLE_SQL_ROUTED = """
-SELECT (SELECT count(*) FROM signals WHERE status = 'received')
-     + (SELECT count(*) FROM signals s WHERE s.status = 'approved' AND NOT EXISTS
-        (SELECT 1 FROM orders o WHERE o.signal_id = s.signal_id AND o.intent = s.action))
-     + (SELECT count(*) FROM orders
-        WHERE status IN ('pending_execution', 'submitted', 'partially_filled'))
-     + (SELECT count(*) FROM signals s WHERE s.status <> 'received' AND NOT EXISTS
-        (SELECT 1 FROM experiments e WHERE e.signal_id = s.signal_id)) AS busy,
-       (SELECT count(*) FROM positions WHERE status = 'open')
-     + (SELECT count(*) FROM shadow_positions WHERE status = 'open') AS open_positions
-"""
+_BUSY_ROUTED = (
+    "(SELECT count(*) FROM signals s WHERE s.status <> 'received' AND NOT EXISTS "
+    "(SELECT 1 FROM experiments e WHERE e.signal_id = s.signal_id))",
+)
+_OPEN_SHADOW = ("(SELECT count(*) FROM shadow_positions WHERE status = 'open')",)
+
+
+def _idle_sql(busy: tuple[str, ...], open_positions: tuple[str, ...]) -> str:
+    return f"SELECT {' + '.join(busy)} AS busy, {' + '.join(open_positions)} AS open_positions"
+
+
+IDLE_SQL = _idle_sql(_BUSY, _OPEN)
+IDLE_SQL_ROUTED = _idle_sql(_BUSY + _BUSY_ROUTED, _OPEN + _OPEN_SHADOW)
 IDLE_TIMEOUT_S = 60.0
 
 
