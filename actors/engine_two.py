@@ -127,13 +127,16 @@ class StrategyRouter:
             self._routing.discard(signal_id)
 
     async def _route(self, signal_id: int, signal: dict[str, Any] | None) -> str:
-        done = await self._read.one(
-            "SELECT variant FROM experiments WHERE experiment_id = ? AND signal_id = ?",
-            [self._config.experiment_id, signal_id],
-        )
-        if done is not None:
-            return str(done["variant"])
+        """The processor's message carries the signal it has just decided, once: it is not
+        routed yet. A sweep or a repeat passes the id alone and is checked first (the
+        assignment's unique key refuses a second record either way)."""
         if signal is None:
+            done = await self._read.one(
+                "SELECT variant FROM experiments WHERE experiment_id = ? AND signal_id = ?",
+                [self._config.experiment_id, signal_id],
+            )
+            if done is not None:
+                return str(done["variant"])
             signal = await self._read.one("SELECT * FROM signals WHERE signal_id = ?", [signal_id])
             if signal is None:
                 raise Rejected("not_found", f"no signal {signal_id}")
@@ -439,7 +442,8 @@ class ShadowExecutor:
             return {"marked": 0, "exits": 0}
         rules = await self._read.exit_rules()
         close = session_close_at(self._calendar, at)
-        marked = exits = 0
+        marks: list[Write] = []
+        exits = 0
         for row in rows:
             position = shadow_position(row)
             try:
@@ -452,15 +456,16 @@ class ShadowExecutor:
             if reason is not None:
                 exits += await self._close(row, reason, at)
                 continue
-            await self._store.write.remote(
+            marks.append(
                 Update(
                     "shadow_positions",
                     {"position_id": row["position_id"], "status": "open"},
                     {"mark": m.mark, "marked_at": at, "unrealised_pnl": m.unrealised_pnl},
                 )
             )
-            marked += 1
-        return {"marked": marked, "exits": exits}
+        if marks:  # every mark in one Store request
+            await self._store.write.remote(Several(tuple(marks)))
+        return {"marked": len(marks), "exits": exits}
 
     async def _mark_price(self, position: Position, at: datetime) -> float:
         contract = position.contract
