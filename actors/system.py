@@ -14,6 +14,7 @@ import ray
 
 from actors.alpaca_broker import AlpacaExecutor
 from actors.analytics import AnalyticsActor
+from actors.backtest import run_shard
 from actors.clock import ClockActor, RemoteClock
 from actors.engine_two import AgentActor, RouterConfig, ShadowExecutor, StrategyRouter
 from actors.executor import PaperExecutor, RemoteBroker
@@ -256,6 +257,8 @@ TICK_INTERVAL_S = 5.0  # live: marks and exit checks every 5 s of wall time
 
 RemotePositionMonitor: Any = ray.remote(PositionMonitor)
 RemoteTicker: Any = ray.remote(Ticker)
+# A backtest shard: one CPU while it runs; a failed shard is reported, never retried.
+RemoteShard: Any = ray.remote(num_cpus=1, max_retries=0)(run_shard)
 
 
 def start_monitor(

@@ -27,6 +27,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Tandem tradi
 migrate_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
 app.add_typer(migrate_app, name="migrate")
 
+
+def _register_backtest() -> None:
+    from api.backtest_cli import backtest
+
+    app.command("backtest")(backtest)
+
+
+_register_backtest()
+
 log = logging.getLogger("tandem")
 
 

@@ -2,10 +2,12 @@
 
 - Options fill at the contract's quote as of the order's time: mid ± slippage, capped
   at the touch (`engine.fills.fill_option`).
-- Shares fill at the open of the next 1-minute bar (the first bar opening at or after
-  the order), capped at that bar's high or low (`engine.fills.fill_equity_next_open`).
-  The venue simulates the market through that minute, so it reads the bar once it has
-  closed: it waits on the clock until then (on the live clock up to a minute).
+- Shares fill at the open of the next regular-hours 1-minute bar (the first bar opening
+  at or after the order; an order placed outside regular hours waits for the next open,
+  as a market order at a broker is queued for the open), capped at that bar's high or
+  low (`engine.fills.fill_equity_next_open`). The venue simulates the market through
+  that minute, so it reads the bar once it has closed: it waits on the clock until then
+  (on the live clock up to a minute, or until the next session's first minute).
 - A quote or bar that is not available yet (`Retryable`) is retried up to `RETRIES`
   times after 1 s, 2 s, 4 s on the clock, each at the order's time plus the back-off
   waited; then the submit raises `Retryable("retries_exhausted: ...")`, which the
@@ -26,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from engine.broker import BrokerFill, BrokerOrder, BrokerPosition
+from engine.calendar import MarketCalendar, xnys_calendar
 from engine.clock import ensure_utc
 from engine.errors import Retryable
 from engine.fills import FeeModel, Fill, fill_equity_next_open, fill_option, zero_fees
@@ -62,6 +65,7 @@ class PaperFills:
         *,
         slippage_ticks: int = 1,
         fees: FeeModel = zero_fees,
+        calendar: MarketCalendar | None = None,
     ) -> None:
         self._market = market
         self._now = now
@@ -69,6 +73,7 @@ class PaperFills:
         self._symbols = symbols
         self._slippage = slippage_ticks
         self._fees = fees
+        self._calendar = calendar or xnys_calendar()
 
     async def fill(self, order: PlannedOrder) -> Fill:
         """Fill `order` whole; `Retryable("retries_exhausted: ...")` after the retries,
@@ -95,8 +100,10 @@ class PaperFills:
         return fill_equity_next_open(order, bar, props, self._slippage, bar.ts, fees=self._fees)
 
     async def _next_bar(self, order: PlannedOrder, at: datetime) -> Bar:
-        start = ensure_utc(at)
-        closes = _minute_ceil(start) + BAR  # the next bar has closed by then
+        start = _minute_ceil(ensure_utc(at))
+        if not self._calendar.is_open(start):  # queued for the next regular open
+            start = self._calendar.next_open(start)
+        closes = start + BAR  # the next bar has closed by then
         now = await self._now()
         if now < closes:
             await self._sleep((closes - now).total_seconds())

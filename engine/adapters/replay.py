@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from engine import listing
 from engine.adapters.replay_store import (
@@ -111,8 +112,20 @@ class ReplayMarketData:
             if sc.recorded_chain
             else RecordedChains(listed={}, series={})
         )
+        self._present: dict[tuple[str, Timeframe], npt.NDArray[np.int64]] = {}
         visible = [s.visible[s.rth] for s in self._minute.values()]
         self._timeline = np.unique(np.concatenate(visible)) if visible else np.array([])
+
+    def minute_series(self, symbol: str) -> BarSeries:
+        """All loaded minute bars of `symbol` (a backtest's strategy reads them at once)."""
+        series = self._minute.get(self._symbol(symbol))
+        if series is None:
+            raise Rejected(UNAVAILABLE, f"no {symbol} minute bars in this replay")
+        return series
+
+    def timeline_us(self) -> npt.NDArray[np.int64]:
+        """`timeline` as epoch microseconds."""
+        return np.asarray(self._timeline, dtype=np.int64)
 
     def timeline(self) -> list[datetime]:
         """The scenario's data events: regular-hours minute-bar close times, ascending."""
@@ -165,6 +178,34 @@ class ReplayMarketData:
         if contract.expiry < pricing.day:
             raise Rejected("expired", f"{contract.occ_symbol} expired on {contract.expiry}")
         return self._option_quote(replace(contract, underlying=pricing.underlying), pricing)
+
+    def last_prices(
+        self, symbol: str, as_of_us: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """`quote(symbol, t).last` for many times at once (epoch microseconds), for a
+        backtest's exit scan: (prices, ok). `ok` is False where the answer is not the
+        close of a minute bar of the same session (the scalar `quote` decides those)."""
+        series = self._minute.get(self._symbol(symbol))
+        times = np.asarray(as_of_us, dtype=np.int64)
+        if series is None or times.size == 0:
+            return np.full(times.size, np.nan), np.zeros(times.size, dtype=np.bool_)
+        i = np.searchsorted(series.visible, times, side="right") - 1
+        found = i >= 0
+        j = np.where(found, i, 0)
+        days = self._session_ordinals(times)
+        ok = found & (series.day[j] == days)
+        return np.where(ok, series.close[j], np.nan), ok
+
+    def _session_ordinals(self, times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The New York date (proleptic ordinal) of each time, as `session_date` gives it."""
+        lo, hi = from_us(int(times.min())).date(), from_us(int(times.max())).date()
+        out = np.zeros(times.size, dtype=np.int64)
+        d = lo - timedelta(days=1)
+        while d <= hi + timedelta(days=1):
+            start = to_us(datetime.combine(d, time(0), tzinfo=NEW_YORK))
+            out[times >= start] = d.toordinal()
+            d += timedelta(days=1)
+        return out
 
     # --- further queries --------------------------------------------------------------
 
@@ -248,8 +289,9 @@ class ReplayMarketData:
         if not required:
             return
         wanted = np.array([d.toordinal() for d in required], dtype=np.int64)
-        present = series.day if series is not None else np.array([], dtype=np.int64)
-        missing = wanted[~np.isin(wanted, present)]
+        present = self._days_of(series)
+        at = np.minimum(np.searchsorted(present, wanted), max(len(present) - 1, 0))
+        missing = wanted[present[at] != wanted] if len(present) else wanted
         if len(missing):
             covered = (
                 f"{date.fromordinal(int(present[0]))}..{date.fromordinal(int(present[-1]))}"
@@ -262,6 +304,16 @@ class ReplayMarketData:
                 f"the window (first {date.fromordinal(int(missing[0]))}); the bundled data "
                 f"covers {covered}",
             )
+
+    def _days_of(self, series: BarSeries | None) -> npt.NDArray[np.int64]:
+        """The distinct days (ordinals, ascending) a series has bars on; computed once."""
+        if series is None:
+            return np.array([], dtype=np.int64)
+        key = (series.symbol, series.timeframe)
+        days = self._present.get(key)
+        if days is None:
+            days = self._present[key] = np.unique(series.day)
+        return days
 
     def _minute_sessions(self, start: datetime, stop: datetime) -> list[date]:
         if stop <= start:

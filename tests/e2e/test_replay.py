@@ -1,5 +1,7 @@
 """`tandem run --exit-after-replay`, twice: the replay is deterministic, end to end, both
-engines; then `tandem replay --experiment` recomputes Engine 2's decisions from the log."""
+engines; `tandem backtest` on the same alerts and bars makes the same orders and fills
+in one process; then `tandem replay --experiment` recomputes Engine 2's decisions from
+the log."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from tests.conftest import free_port
@@ -66,6 +69,7 @@ def test_two_replays_give_identical_signals_orders_fills_and_positions(tmp_path:
     assert {row[2] for row in first["experiments"]} == {"A", "B"}  # both variants ran
     assert first["shadow_trades"], "variant B made no shadow trade"
     assert first == second
+    assert_backtest_matches_replay(tmp_path / "one", tmp_path / "bt")
 
     tandem = Path(sys.executable).parent / "tandem"
     check = subprocess.run(
@@ -85,3 +89,60 @@ def test_two_replays_give_identical_signals_orders_fills_and_positions(tmp_path:
     assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
     assert "hash chain intact" in check.stdout
     assert " 0 different" in check.stdout
+
+
+ORDER_COLUMNS = "idempotency_key, client_order_id, intent, side, quantity, instrument, created_at"
+
+
+def assert_backtest_matches_replay(replay_dir: Path, data_dir: Path) -> None:
+    """Parity: the live actor pipeline's orders and fills (the replay's database) equal
+    those of `tandem backtest` on the same scenario, alerts and settings."""
+    conn = duckdb.connect(str(replay_dir / "replay-spy-2013-10" / "tandem.duckdb"), read_only=True)
+    try:
+        live_orders = conn.execute(
+            f"SELECT {ORDER_COLUMNS}, status, CASE WHEN intent = 'exit' THEN reason END "
+            "FROM orders WHERE engine = 'live' ORDER BY created_at, idempotency_key"
+        ).fetchall()
+        live_fills = conn.execute(
+            "SELECT o.client_order_id, t.fill_id, t.side, t.quantity, t.price, t.filled_at "
+            "FROM trades t JOIN orders o ON t.order_id = o.order_id "
+            "ORDER BY t.filled_at, o.client_order_id"
+        ).fetchall()
+    finally:
+        conn.close()
+    env = {**os.environ, "TANDEM_DATA_DIR": str(data_dir), "TANDEM_NUM_CPUS": "2"}
+    env.pop("TANDEM_META_THRESHOLD", None)
+    tandem = Path(sys.executable).parent / "tandem"
+    done = subprocess.run(
+        [str(tandem), "backtest", "--run-id", "parity"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    shard = data_dir / "backtests" / "parity" / "shards"
+    orders = pl.read_parquet(shard / "*" / "orders.parquet").sort("created_at", "order_key")
+    fills = pl.read_parquet(shard / "*" / "trades.parquet").sort("filled_at", "client_order_id")
+    bt_orders = [
+        (
+            r["order_key"],
+            r["client_order_id"],
+            r["intent"],
+            r["side"],
+            r["quantity"],
+            r["instrument"],
+            r["created_at"],
+            r["status"],
+            r["reason"] if r["intent"] == "exit" else None,
+        )
+        for r in orders.iter_rows(named=True)
+    ]
+    bt_fills = [
+        (r["client_order_id"], r["fill_id"], r["side"], r["quantity"], r["price"], r["filled_at"])
+        for r in fills.iter_rows(named=True)
+    ]
+    assert len(live_orders) >= 12
+    assert bt_orders == [tuple(r) for r in live_orders]
+    assert bt_fills == [tuple(r) for r in live_fills]
