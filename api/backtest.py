@@ -58,6 +58,8 @@ class BacktestRequest:
     shard_sessions: int | None = None
     rate: float | None = None
     database: Path | None = None
+    split_pct: float = 100.0  # variant B: the share of entries the router sends to B
+    experiment_id: str = "backtest"
 
 
 def load_grid(path: Path | None) -> tuple[Mapping[str, Any], ...]:
@@ -125,7 +127,12 @@ def plan_shards(
         {"params_id": f"p{i}", "params": dict(p)} for i, p in enumerate(request.grid)
     ]
     configs = {
-        v: backtest_config(settings, request.instrument_mode, v, clock, request.database)
+        v: replace(
+            backtest_config(settings, request.instrument_mode, v, clock, request.database),
+            split_pct=request.split_pct,
+            experiment_id=request.experiment_id,
+            unit=settings.experiment_unit,
+        )
         for v in request.variants
     }
     specs: list[ShardSpec] = []

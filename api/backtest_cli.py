@@ -47,6 +47,12 @@ def backtest(  # noqa: PLR0917 - typer's options
         str | None, typer.Option(help="an existing Ray cluster (ray://… or host:port)")
     ] = None,
     run_id: Annotated[str | None, typer.Option(help="name of the run directory")] = None,
+    split_pct: Annotated[
+        float, typer.Option(help="variant B: % of entries routed to B, as the live router")
+    ] = 100.0,
+    experiment: Annotated[
+        str | None, typer.Option(help="variant B: the experiment id the split hashes with")
+    ] = None,
 ) -> None:
     """Backtest a strategy or a file of alerts on historical bars, sharded over Ray.
 
@@ -84,6 +90,8 @@ def backtest(  # noqa: PLR0917 - typer's options
             market_dir=data,
             shard_sessions=shard_sessions,
             database=database,
+            split_pct=split_pct,
+            experiment_id=experiment or settings.experiment_id,
         )
         if address is not None:
             os.environ.setdefault("RAY_ADDRESS", address)

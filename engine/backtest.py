@@ -53,6 +53,7 @@ from engine.positions import Position, apply_fill, closed_trade, mark, open_posi
 from engine.protection_manager import ProtectionManager
 from engine.protections import Lock, Protection, history_minutes
 from engine.risk import RiskLimits, check_entry
+from engine.router import Unit, assign
 from engine.symbols import SymbolTable
 
 Variant = Literal["A", "B"]
@@ -97,6 +98,10 @@ class BacktestConfig:
     agents: tuple[Agent, ...] = ()
     agent_flags: Mapping[str, bool] = field(default_factory=dict)
     first_session: date | None = None
+    # variant B: the share of signals the router sends to B, and its unit (engine.router)
+    split_pct: float = 100.0
+    experiment_id: str = "backtest"
+    unit: Unit = "signal"
 
 
 @dataclass(slots=True)
@@ -495,6 +500,20 @@ class Backtest:
     async def _route(self, signal: dict[str, Any]) -> str:
         """`actors.engine_two.StrategyRouter._route` for a signal assigned to B."""
         at: datetime = signal["received_at"]
+        if signal["action"] == "entry" and self._config.split_pct < 100:
+            assignment = assign(
+                experiment_id=self._config.experiment_id,
+                signal_id=int(signal["signal_id"]),
+                symbol=signal["symbol"],
+                timeframe=signal["timeframe"],
+                session=self._calendar.session_date(at),
+                split_pct=self._config.split_pct,
+                master_on=True,
+                unit=self._config.unit,
+            )
+            if assignment.variant == "A":
+                signal["status"] = "variant_a"
+                return "A"
         if signal["action"] == "exit":
             for held in [
                 h

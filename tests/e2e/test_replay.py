@@ -108,6 +108,10 @@ def assert_backtest_matches_replay(replay_dir: Path, data_dir: Path) -> None:
             "FROM trades t JOIN orders o ON t.order_id = o.order_id "
             "ORDER BY t.filled_at, o.client_order_id"
         ).fetchall()
+        shadow_fills = conn.execute(
+            "SELECT client_order_id, side, quantity, price, filled_at FROM shadow_trades "
+            "ORDER BY filled_at, client_order_id"
+        ).fetchall()
     finally:
         conn.close()
     env = {**os.environ, "TANDEM_DATA_DIR": str(data_dir), "TANDEM_NUM_CPUS": "2"}
@@ -146,3 +150,26 @@ def assert_backtest_matches_replay(replay_dir: Path, data_dir: Path) -> None:
     assert len(live_orders) >= 12
     assert bt_orders == [tuple(r) for r in live_orders]
     assert bt_fills == [tuple(r) for r in live_fills]
+
+    # Engine 2: the replay routes half of the entries to B (per signal, experiment ab-1,
+    # meta threshold 30); a B backtest with the same split makes the same shadow trades.
+    env = {**env, "TANDEM_META_THRESHOLD": "30", "TANDEM_EXPERIMENT_UNIT": "signal"}
+    args = ["--variant", "B", "--split-pct", "50", "--experiment", "ab-1", "--run-id", "parity-b"]
+    done = subprocess.run(
+        [str(tandem), "backtest", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    shadow = pl.read_parquet(
+        data_dir / "backtests" / "parity-b" / "shards" / "*" / "trades.parquet"
+    )
+    bt_shadow = [
+        (r["client_order_id"], r["side"], r["quantity"], r["price"], r["filled_at"])
+        for r in shadow.sort("filled_at", "client_order_id").iter_rows(named=True)
+    ]
+    assert shadow_fills, "the replay made no shadow trade"
+    assert bt_shadow == [(c, s, int(q), p, t) for c, s, q, p, t in shadow_fills]
