@@ -5,8 +5,8 @@ Layout (docs/backtests.md):
     <data_dir>/backtests/<run_id>/run.json
     <data_dir>/backtests/<run_id>/shards/<shard_id>/{orders,trades,positions,equity}.parquet
 
-A shard's files are written to a temporary directory and renamed into place, so a shard
-directory is either complete or absent (a cancelled run leaves no half shard).
+A shard's files are written to `<run>/tmp/<shard_id>` and renamed into `shards/`, so a
+shard directory is either complete or absent (a cancelled shard never leaves half one).
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def write_shard(  # noqa: PLR0917
     ]
     equity = [{**ids, "ts": ts, "pnl": pnl} for ts, pnl in result.equity]
     final = path / "shards" / shard_id
-    tmp = path / "shards" / f".{shard_id}.tmp"
+    tmp = path / "tmp" / shard_id  # outside shards/: no reader ever globs a half shard
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name, rows, schema in (
@@ -213,12 +213,14 @@ def write_shard(  # noqa: PLR0917
     ):
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp / f"{name}.parquet")
     shutil.rmtree(final, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
 
 
 SUMMARY_SQL = """
-WITH p AS (SELECT * FROM read_parquet(?, union_by_name = true)),
-     o AS (SELECT * FROM read_parquet(?, union_by_name = true))
+WITH p AS (SELECT variant, params_id, status, realised_pnl, unrealised_pnl
+           FROM read_parquet($positions, union_by_name = true)),
+     o AS (SELECT variant, params_id FROM read_parquet($orders, union_by_name = true))
 SELECT k.variant, k.params_id,
     (SELECT count(*) FROM o WHERE o.variant = k.variant AND o.params_id = k.params_id) AS orders,
     count(p.status) FILTER (WHERE p.status = 'closed') AS trades,
@@ -227,22 +229,29 @@ SELECT k.variant, k.params_id,
     coalesce(round(sum(p.unrealised_pnl), 2), 0) AS unrealised_pnl
 FROM (SELECT DISTINCT variant, params_id FROM o) k
 LEFT JOIN p ON p.variant = k.variant AND p.params_id = k.params_id
-GROUP BY k.variant, k.params_id ORDER BY k.variant, k.params_id
+GROUP BY k.variant, k.params_id
 """
 
 
 def summary(path: Path) -> list[dict[str, Any]]:
-    """Orders, round trips, wins and P&L per variant and parameter set (DuckDB over the
-    shards' Parquet)."""
+    """Orders, round trips, wins and P&L per variant and parameter set of the run (DuckDB
+    over the shards' Parquet); a variant or set whose shards traded nothing has zeros."""
     shards = path / "shards"
-    if not any(shards.glob("*/orders.parquet")):
-        return []
-    with duckdb.connect() as conn:
-        conn.execute("SET threads = 1")
-        table = conn.execute(
-            SUMMARY_SQL, [str(shards / "*" / "positions.parquet"), str(shards / "*/orders.parquet")]
-        ).to_arrow_table()
-    return list(table.to_pylist()) if table is not None else []
+    keys = sorted({(s["variant"], s["params_id"]) for s in read_manifest(path).get("shards", [])})
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    if any(shards.glob("*/orders.parquet")):
+        with duckdb.connect() as conn:
+            conn.execute("SET threads = 1")
+            table = conn.sql(
+                SUMMARY_SQL,
+                params={
+                    "positions": str(shards / "*" / "positions.parquet"),
+                    "orders": str(shards / "*" / "orders.parquet"),
+                },
+            ).to_arrow_table()
+        found = {(r["variant"], r["params_id"]): r for r in table.to_pylist()}
+    empty = {"orders": 0, "trades": 0, "wins": 0, "realised_pnl": 0.0, "unrealised_pnl": 0.0}
+    return [found.get((v, p), {"variant": v, "params_id": p, **empty}) for v, p in keys or found]
 
 
 def default_tables(clock: Clock) -> tuple[dict[str, float], dict[str, tuple[float, bool]]]:

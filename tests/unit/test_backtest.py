@@ -197,7 +197,7 @@ def test_a_shard_writes_its_parquet_and_the_summary_reads_it(tmp_path: Path) -> 
     (row,) = summary(tmp_path)
     assert row["orders"] == 12 and row["trades"] == 6
     assert row["realised_pnl"] == pytest.approx(round(positions["realised_pnl"].sum(), 2))
-    assert not list((tmp_path / "shards").glob(".*"))  # no temporary directory left
+    assert not list((tmp_path / "tmp").iterdir())  # no temporary directory left
 
 
 def test_sessions_of_a_shard_come_from_the_data() -> None:
