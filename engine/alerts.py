@@ -270,7 +270,10 @@ def _from_ms(ms: int) -> datetime:
     # Exact integer arithmetic; the range check in the caller rejects absurd values.
     if not -(10**15) < ms < 10**15:
         raise ValueError("epoch milliseconds out of range")
-    return _EPOCH + timedelta(milliseconds=ms)
+    try:
+        return _EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:  # before year 1: datetime cannot hold it
+        raise ValueError("epoch milliseconds out of range") from None
 
 
 def _from_iso(text: str) -> datetime:

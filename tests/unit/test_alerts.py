@@ -16,6 +16,7 @@ from engine.alerts import (
     Alert,
     ParsedAlert,
     PayloadTooLarge,
+    alert_from_fields,
     canonical_timeframe,
     decode_fields,
     is_sensitive_key,
@@ -727,3 +728,15 @@ def test_masked_text_never_holds_the_secret(secret: str, other: str) -> None:
         assert not _contains(masked_payload(raw), secret)
         assert not _contains(masked_payload(raw, "application/x-www-form-urlencoded"), secret)
         assert not _contains(masked_payload(raw, None, also_mask=[secret]), secret)
+
+
+def test_a_timestamp_before_year_one_is_a_field_problem_not_a_crash() -> None:
+    """Found by hypothesis: -62135596800001 ms is one millisecond before 0001-01-01."""
+    with pytest.raises(Rejected) as caught:
+        alert_from_fields(
+            {"symbol": "SPY", "direction": "long", "timeframe": "5", "timestamp": -62135596800001}
+        )
+    assert {
+        "field": "timestamp",
+        "problem": "epoch milliseconds out of range",
+    } in caught.value.detail
