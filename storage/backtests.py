@@ -237,7 +237,8 @@ def summary(path: Path) -> list[dict[str, Any]]:
     """Orders, round trips, wins and P&L per variant and parameter set of the run (DuckDB
     over the shards' Parquet); a variant or set whose shards traded nothing has zeros."""
     shards = path / "shards"
-    keys = sorted({(s["variant"], s["params_id"]) for s in read_manifest(path).get("shards", [])})
+    planned = read_manifest(path).get("shards", []) if (path / "run.json").exists() else []
+    keys = sorted({(s["variant"], s["params_id"]) for s in planned})
     found: dict[tuple[str, str], dict[str, Any]] = {}
     if any(shards.glob("*/orders.parquet")):
         with duckdb.connect() as conn:
