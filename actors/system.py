@@ -23,6 +23,7 @@ from actors.marketdata import MarketDataActor, ProviderSpec, ReplayProviders
 from actors.monitor import PositionMonitor
 from actors.pipeline import OrderCreator, SignalProcessor
 from actors.store import StoreActor
+from actors.strategy_runner import StrategyRunner
 from actors.throttler import VENDOR_LIMITS, ThrottlerActor
 from actors.ticker import Ticker
 from actors.tracker import OrderTracker
@@ -278,6 +279,9 @@ def start_monitor(
         return {"monitor": monitor}
     targets = [monitor, workers["processor"], workers["order_creator"], workers["tracker"]]
     names = ["position-monitor", "signal-sweep", "order-sweep", "order-tracker"]
+    if "strategy" in workers:  # `tandem run --strategy NAME`: it posts its alerts live
+        targets.append(workers["strategy"])
+        names.append("strategy")
     for key, name in (("shadow", "shadow-monitor"), ("router", "route-sweep")):
         if key in workers:  # Engine 2's shadow positions and unrouted signals
             targets.append(workers[key])
@@ -287,6 +291,26 @@ def start_monitor(
     )
     ticker.run.remote()  # fire and forget: a second start finds it running and returns
     return {"monitor": monitor, "ticker": ticker}
+
+
+STRATEGY_NAME = "tandem-strategy-runner"
+RemoteStrategyRunner: Any = ray.remote(StrategyRunner)
+
+
+def start_strategy_runner(  # noqa: PLR0917
+    settings: Settings,
+    marketdata: Any,
+    strategy: str,
+    params: dict[str, object],
+    symbols: tuple[str, ...],
+    first_session: Any,
+) -> Any:
+    """A registry strategy posting its alerts to this Tandem's own webhook."""
+    url = f"http://{settings.host}:{settings.port}/webhook"
+    secret = settings.webhook_secret.get_secret_value()
+    return _waiting_actor(RemoteStrategyRunner, STRATEGY_NAME).remote(
+        marketdata, strategy, params, symbols, url, secret, first_session
+    )
 
 
 # --- Engine 2: flags, agents, shadow executor, router ---------------------------------

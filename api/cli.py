@@ -75,7 +75,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 @app.command()
-def run(
+def run(  # noqa: PLR0917 - typer options
     port: Annotated[int | None, typer.Option(help="HTTP port (TANDEM_PORT)")] = None,
     live: Annotated[
         bool, typer.Option(help="wall clock and vendor market data; wait for real alerts")
@@ -85,9 +85,18 @@ def run(
         bool, typer.Option(help="stop once the replay and its summary are done")
     ] = False,
     exit_after_start: Annotated[bool, typer.Option(help="start, then stop at once")] = False,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="a registry strategy sends the alerts (docs/strategies.md)"),
+    ] = None,
+    params: Annotated[
+        str | None, typer.Option(help="the strategy's parameters as a JSON object")
+    ] = None,
+    symbols: Annotated[str, typer.Option(help="the strategy's symbols, comma-separated")] = "SPY",
 ) -> None:
     """Start local Ray, the actors and the API on Ray Serve. By default replay the bundled
-    scenario's alerts on a simulated clock and print a summary; then serve until Ctrl-C."""
+    scenario's alerts on a simulated clock and print a summary; then serve until Ctrl-C.
+    With --strategy, that strategy sends the alerts instead (in the replay and live)."""
     if port is not None:
         os.environ["TANDEM_PORT"] = str(port)
     settings = _settings()
@@ -106,13 +115,14 @@ def run(
         os.environ["TANDEM_EXPERIMENT_UNIT"] = "signal"
         os.environ.setdefault("TANDEM_META_THRESHOLD", str(REPLAY_META_THRESHOLD))
         settings = _settings()
+    chosen = _strategy_choice(strategy, params, symbols)
     _configure_logging(settings)
     _check_port_free(settings.host, settings.port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    runtime = _start(settings)
+    runtime = _start(settings, chosen)
     runtime["settings"] = settings
     try:
         _announce(settings)
@@ -125,6 +135,26 @@ def run(
     finally:
         _stop(runtime)
     typer.echo("tandem: stopped cleanly")
+
+
+def _strategy_choice(
+    name: str | None, params: str | None, symbols: str
+) -> tuple[str, dict[str, object], tuple[str, ...]] | None:
+    """The strategy `tandem run` trades with, its parameters checked before anything starts."""
+    if name is None:
+        return None
+    import json
+
+    from engine.strategies.registry import default_registry
+
+    try:
+        values = json.loads(params) if params else {}
+    except json.JSONDecodeError as exc:
+        raise Rejected("invalid_parameters", f"--params is not JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise Rejected("invalid_parameters", "--params must be a JSON object")
+    checked = default_registry().get(name).validate(values)
+    return name, checked, tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
 
 
 def _drain(settings: Settings, store: Any) -> None:
@@ -194,8 +224,9 @@ def _replay(settings: Settings, runtime: dict[str, Any], stop: threading.Event) 
     from engine.adapters.replay import ReplayMarketData, bundled_data_dir
 
     timeline = ReplayMarketData(settings.scenario).timeline()
+    sources = [runtime["strategy"]] if "strategy" in runtime else []
     alerts_file = bundled_data_dir() / "alerts" / f"{settings.scenario}.ema-cross-5m.json"
-    alerts = load_alerts(alerts_file)
+    alerts = [] if sources else load_alerts(alerts_file)
     console = Console(stderr=True)
     with Progress(console=console, transient=False) as progress:
         task = progress.add_task(f"replaying {settings.scenario}", total=len(timeline))
@@ -209,6 +240,7 @@ def _replay(settings: Settings, runtime: dict[str, Any], stop: threading.Event) 
             progress=lambda done, _total: progress.update(task, completed=done),
             stop=stop.is_set,
             routed=True,
+            sources=sources,
         )
         report = asyncio.run(driver.run(timeline, alerts))
     figures, rejected = asyncio.run(summary(runtime["store"]))
@@ -257,7 +289,9 @@ def _print_summary(
     console.print(table)
 
 
-def _start(settings: Settings) -> dict[str, Any]:
+def _start(
+    settings: Settings, strategy: tuple[str, dict[str, object], tuple[str, ...]] | None = None
+) -> dict[str, Any]:
     import ray
 
     from actors.system import (
@@ -268,6 +302,7 @@ def _start(settings: Settings) -> dict[str, Any]:
         start_marketdata,
         start_monitor,
         start_store,
+        start_strategy_runner,
     )
     from api.serve_app import deploy, direct_ingress_env, tandem_environ
 
@@ -305,6 +340,11 @@ def _start(settings: Settings) -> dict[str, Any]:
         timeout=120,
     )
     log.info("resumed pending work left by the last run: %s", swept)
+    if strategy is not None:
+        name, values, symbols = strategy
+        workers["strategy"] = start_strategy_runner(
+            settings, marketdata, name, values, symbols, _first_session(settings, now)
+        )
     monitors = start_monitor(settings, store, marketdata, workers, clock)
     log.info("tandem started in %.1f s", time.monotonic() - started)
     return {
@@ -316,6 +356,26 @@ def _start(settings: Settings) -> dict[str, Any]:
         **workers,
         **monitors,
     }
+
+
+STRATEGY_WARM_UP_SESSIONS = 5
+
+
+def _first_session(settings: Settings, now: Any) -> Any:
+    """Where a strategy's history starts: the replay's first session, or live, the session
+    `STRATEGY_WARM_UP_SESSIONS` before today (its indicators warm up on those bars)."""
+    from datetime import timedelta
+
+    from engine.calendar import xnys_calendar
+    from engine.scenarios import get_scenario
+
+    if settings.clock == "sim":
+        return get_scenario(settings.scenario).start
+    calendar = xnys_calendar()
+    today = calendar.session_date(now)
+    return calendar.sessions_between(today - timedelta(days=14), today)[
+        -STRATEGY_WARM_UP_SESSIONS - 1
+    ]
 
 
 def _stop(runtime: dict[str, Any]) -> None:
@@ -371,6 +431,26 @@ def token(
     secret = _settings().jwt_secret.get_secret_value()
     ttl = timedelta(hours=hours)
     typer.echo(issue_token(secret, subject, wanted, LiveClock().now(), ttl=ttl))
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="the backtest run's id")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="the data directory (TANDEM_DATA_DIR)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="the HTML file (default: in the run)")] = None,
+) -> None:
+    """Print a backtest run's metrics and write its self-contained HTML report."""
+    from api.report import report_run
+
+    run_dir = (data_dir if data_dir is not None else _settings().data_dir) / "backtests" / run_id
+    if not (run_dir / "run.json").is_file():
+        typer.echo(f"tandem: no backtest run {run_id!r} (looked in {run_dir})", err=True)
+        raise typer.Exit(2)
+    path, summary = report_run(run_dir, out)
+    typer.echo(summary)
+    typer.echo(f"report: {path}")
 
 
 def _open_db(settings: Settings) -> Any:

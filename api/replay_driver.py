@@ -80,6 +80,7 @@ class ReplayDriver:
         progress: Callable[[int, int], None] | None = None,
         stop: Callable[[], bool] = lambda: False,
         routed: bool = False,
+        sources: Any = None,
     ) -> None:
         self._stop = stop
         self._base_url = base_url
@@ -89,6 +90,8 @@ class ReplayDriver:
         # what marks and exits positions at each minute: Engine 1's monitor, the shadow one
         self._monitors = [] if monitors is None else list(monitors)
         self._idle_sql = IDLE_SQL_ROUTED if routed else IDLE_SQL
+        # what else sends alerts: strategy runners, ticked at each minute before it settles
+        self._sources = [] if sources is None else list(sources)
         self._progress = progress
 
     async def run(
@@ -110,6 +113,10 @@ class ReplayDriver:
                         report.statuses.get(response.status_code, 0) + 1
                     )
                     report.posted += 1
+                for source in self._sources:  # a strategy posts its own alerts, over HTTP
+                    sent = int(await source.tick.remote(minute))
+                    report.posted += sent
+                    report.statuses[201] = report.statuses.get(201, 0) + sent
                 limit = timeline[i + 1] if i + 1 < len(timeline) else None
                 open_positions = await self._settle(limit)
                 if self._monitors and open_positions:  # nothing to mark when flat
