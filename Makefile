@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test install lint typecheck unit integration e2e bench-smoke bench clean
+.PHONY: run test install lint typecheck unit integration e2e bench-smoke bench backtest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: install
 	$(BIN)/tandem run $(ARGS)
 
 test: install lint typecheck unit integration e2e bench-smoke
+
+# The README's backtest example: both variants of a registry strategy, then its report.
+backtest: install
+	$(BIN)/tandem backtest --strategy ema-cross --mode equity --variant both --run-id example
+	$(BIN)/tandem report example
 
 lint:
 	$(BIN)/ruff check .

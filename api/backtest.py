@@ -60,6 +60,7 @@ class BacktestRequest:
     database: Path | None = None
     split_pct: float = 100.0  # variant B: the share of entries the router sends to B
     experiment_id: str = "backtest"
+    exit_rules: bool = True  # False: every exit rule off (exits come from the alerts only)
 
 
 def load_grid(path: Path | None) -> tuple[Mapping[str, Any], ...]:
@@ -135,6 +136,8 @@ def plan_shards(
         )
         for v in request.variants
     }
+    if not request.exit_rules:
+        configs = {v: replace(c, exit_rules=ExitRules()) for v, c in configs.items()}
     specs: list[ShardSpec] = []
     for symbol in request.symbols:
         sessions = sessions_with_bars(market_dir, symbol, request.start, request.end)

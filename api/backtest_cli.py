@@ -53,6 +53,9 @@ def backtest(  # noqa: PLR0917 - typer's options
     experiment: Annotated[
         str | None, typer.Option(help="variant B: the experiment id the split hashes with")
     ] = None,
+    exit_rules: Annotated[
+        bool, typer.Option(help="the database's exit rules (--no-exit-rules: alerts only)")
+    ] = True,
 ) -> None:
     """Backtest a strategy or a file of alerts on historical bars, sharded over Ray.
 
@@ -92,6 +95,7 @@ def backtest(  # noqa: PLR0917 - typer's options
             database=database,
             split_pct=split_pct,
             experiment_id=experiment or settings.experiment_id,
+            exit_rules=exit_rules,
         )
         if address is not None:
             os.environ.setdefault("RAY_ADDRESS", address)
