@@ -23,7 +23,7 @@ from typing import Any
 from engine.adapters.replay import ReplayMarketData
 from engine.adapters.symbol_file import load_symbol_table
 from engine.alert_rules import alert_due_at
-from engine.backtest import Backtest, BacktestConfig
+from engine.backtest import Backtest, BacktestConfig, from_us
 from engine.calendar import xnys_calendar
 from engine.clock import ensure_utc
 from engine.scenarios import Scenario
@@ -73,17 +73,18 @@ def shard_market(spec: ShardSpec) -> ReplayMarketData:
 
 async def _run(spec: ShardSpec) -> dict[str, Any]:
     market = shard_market(spec)
-    timeline = market.timeline()
-    if not timeline:
+    minutes = market.timeline_us()
+    if not minutes.size:
         return {"bars": 0, "signals": 0, "orders": 0, "fills": 0}
-    alerts = shard_alerts(spec, market, timeline[0], timeline[-1])
+    first, last = from_us(int(minutes[0])), from_us(int(minutes[-1]))
+    alerts = shard_alerts(spec, market, first, last)
     symbols = load_symbol_table(Path(spec.market_dir) / "symbol_properties.csv")
-    backtest = Backtest(market, symbols, spec.config, timeline[0])
-    result = await backtest.run(market.timeline_us(), alerts)
+    backtest = Backtest(market, symbols, spec.config, first)
+    result = await backtest.run(minutes, alerts)
     calendar = xnys_calendar()
     closes = [calendar.session_close(d) for d in spec.sessions]
-    result.equity = await backtest.equity_curve(timeline[0], closes)
-    unrealised = await backtest.unrealised(timeline[-1])
+    result.equity = await backtest.equity_curve(first, closes)
+    unrealised = await backtest.unrealised(last)
     write_shard(
         Path(spec.run_dir), spec.shard_id, spec.config.variant, spec.params_id, result, unrealised
     )

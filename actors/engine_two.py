@@ -447,11 +447,10 @@ class ShadowExecutor:
         for row in rows:
             position = shadow_position(row)
             try:
-                price = await self._mark_price(position, at)
-            except (Rejected, Retryable) as exc:
+                m = mark(position, await self._mark_price(position, at), at)
+            except (Rejected, Retryable) as exc:  # one position's mark; the others go on
                 log.info("shadow position %s not marked: %s", row["position_id"], exc)
                 continue
-            m = mark(position, price, at)
             reason = exit_reason(m, at, position.expiry, close, rules)
             if reason is not None:
                 exits += await self._close(row, reason, at)

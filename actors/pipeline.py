@@ -121,7 +121,7 @@ def position_from_row(r: dict[str, Any]) -> Position:
         multiplier=int(r["multiplier"]),
         opened_at=r["opened_at"],
         strategy=r["strategy"],
-        right=r["option_right"],
+        right=None if r["option_right"] is None else Right(r["option_right"]),
         strike=r["strike"],
         expiry=r["expiry"],
     )

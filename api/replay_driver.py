@@ -120,13 +120,32 @@ class ReplayDriver:
                 limit = timeline[i + 1] if i + 1 < len(timeline) else None
                 open_positions = await self._settle(limit)
                 if self._monitors and open_positions:  # nothing to mark when flat
-                    await asyncio.gather(*(m.tick.remote(minute) for m in self._monitors))
+                    ticks = asyncio.gather(*(m.tick.remote(minute) for m in self._monitors))
+                    await self._drive(ticks, limit)
                     await self._settle(limit)
                 report.minutes = i + 1
                 if self._progress is not None:
                     self._progress(i + 1, len(timeline))
         report.seconds = time.monotonic() - started
         return report
+
+    async def _drive(self, work: Any, limit: datetime | None) -> None:
+        """Await `work` (the monitors' ticks) while moving simulated time to the wake-up of
+        whoever sleeps on the clock, up to `limit`: the shadow executor fills a rule exit
+        inside its tick, and a share fill waits for its bar to close."""
+        task = asyncio.ensure_future(work)
+        deadline = time.monotonic() + IDLE_TIMEOUT_S
+        while not task.done():
+            done, _ = await asyncio.wait({task}, timeout=0.005)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                task.cancel()
+                raise Fatal("the position monitors did not finish a tick within 60 s")
+            wake = await self._clock.next_deadline.remote()
+            if wake is not None and (limit is None or wake <= limit):
+                await self._clock.advance_to.remote(wake)
+        await task
 
     async def _settle(self, limit: datetime | None) -> int:
         """Wait until nothing is in flight in the pipeline; return the open positions."""

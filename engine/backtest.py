@@ -456,9 +456,11 @@ class Backtest:
             return
         self._held.remove(held)
         reason = record.order.reason or "exit"
-        self.result.closed.append(
-            ClosedRow(held.position_id, held.position, fill.price, fill.filled_at, realised, reason)
+        row = ClosedRow(
+            held.position_id, held.position, fill.price, fill.filled_at, realised, reason
         )
+        # kept in (closed_at, position_id) order, the order the live protections read
+        bisect.insort(self.result.closed, row, key=lambda c: (c.closed_at, c.position_id))
 
     # --- the monitor --------------------------------------------------------------------
 
@@ -521,9 +523,10 @@ class Backtest:
                 if h.position.symbol == signal["symbol"]
                 and h.position.strategy == signal["strategy"]
             ]:
+                # the shadow executor closes by the position's exit key whatever failed
+                # before (`ShadowExecutor.exit_signal`): no check of earlier attempts
                 order = plan_exit(held.position, at, "exit_signal")
-                if order.idempotency_key not in self._keys:
-                    await self._submit(self._insert(order, int(signal["signal_id"])), held)
+                await self._submit(self._insert(order, int(signal["signal_id"])), held)
             signal["status"] = "routed"
             return "exit"
         limits = self._config.limits
@@ -557,8 +560,8 @@ class Backtest:
             return "no_trade"
         try:
             order = await self._plan_entry(signal, at, SHADOW)
-        except Rejected as exc:
-            signal["reason"] = exc.code
+        except (Rejected, Retryable) as exc:  # as `ShadowExecutor.open`: not taken
+            signal["reason"] = exc.code if isinstance(exc, Rejected) else "unavailable"
             return "refused"
         record = self._insert(order, int(signal["signal_id"]))
         await self._submit(record, None, signal.get("strategy"))
@@ -570,17 +573,28 @@ class Backtest:
         self, start: datetime, closes: Sequence[datetime]
     ) -> list[tuple[datetime, float]]:
         """After `run`: the shard's P&L (realised + open positions at their mark) at `start`
-        (0) and at each session close."""
+        (0) and at each session close (ascending)."""
+        closed = self.result.closed  # in closing order
+        done_at = [c.closed_at for c in closed]
+        realised = np.cumsum([0.0, *(c.realised_pnl for c in closed)])
+        spans: list[tuple[datetime, datetime | None, Position]] = [
+            (c.position.opened_at, c.closed_at, c.position) for c in closed
+        ]
+        spans += [(h.position.opened_at, None, h.position) for h in self._held]
+        spans.sort(key=lambda s: s[0])
         curve = [(start, 0.0)]
-        closed = self.result.closed
+        first = 0  # spans before this one closed before the previous close
         for ts in closes:
-            realised = sum(c.realised_pnl for c in closed if c.closed_at <= ts)
-            open_then = [c.position for c in closed if c.position.opened_at <= ts < c.closed_at]
-            open_then += [h.position for h in self._held if h.position.opened_at <= ts]
+            while first < len(spans) and (end := spans[first][1]) is not None and end <= ts:
+                first += 1
             unrealised = 0.0
-            for position in open_then:
-                unrealised += await self._unrealised(position, ts)
-            curve.append((ts, realised + unrealised))
+            for opened, end, position in spans[first:]:
+                if opened > ts:
+                    break
+                if end is None or ts < end:
+                    unrealised += await self._unrealised(position, ts)
+            n = bisect.bisect_right(done_at, ts)
+            curve.append((ts, float(realised[n]) + unrealised))
         return curve
 
     async def unrealised(self, at: datetime) -> dict[int, float]:

@@ -269,14 +269,17 @@ def _prices(column: pl.Series) -> F64:
 
 
 def _rth(ts: I64, day: I64, calendar: MarketCalendar) -> BoolArray:
-    mask = np.zeros(len(ts), dtype=np.bool_)
-    for ordinal in np.unique(day):
+    """Bars opening in [session open, session close) of their own day's session: each
+    distinct day is looked up once, then every bar is compared at once."""
+    days, index = np.unique(day, return_inverse=True)
+    opens = np.full(len(days), np.iinfo(np.int64).max, dtype=np.int64)
+    closes = np.full(len(days), np.iinfo(np.int64).min, dtype=np.int64)
+    for i, ordinal in enumerate(days):
         session = date.fromordinal(int(ordinal))
-        if not calendar.is_session(session):
-            continue
-        opens = to_us(calendar.session_open(session))
-        closes = to_us(calendar.session_close(session))
-        mask |= (day == ordinal) & (ts >= opens) & (ts < closes)
+        if calendar.is_session(session):
+            opens[i] = to_us(calendar.session_open(session))
+            closes[i] = to_us(calendar.session_close(session))
+    mask: BoolArray = (ts >= opens[index]) & (ts < closes[index])
     return mask
 
 

@@ -205,3 +205,32 @@ def test_sessions_of_a_shard_come_from_the_data() -> None:
 
     found = sessions_with_bars(DATA, "SPY", date(2013, 10, 1), date(2013, 10, 31))
     assert tuple(found) == SCENARIO.sessions
+
+
+def test_the_equity_curve_is_realised_plus_open_positions_at_their_marks(
+    market: ReplayMarketData,
+) -> None:
+    """Checked against the definition, position by position, with overnight holds."""
+    from engine.calendar import xnys_calendar
+    from engine.positions import mark
+
+    config = _config("equity", session_end_minutes_before_close=None, stop_loss_pct=None)
+    timeline = market.timeline()
+    symbols = load_symbol_table(DATA / "symbol_properties.csv")
+    backtest = Backtest(market, symbols, config, timeline[0])
+    result = asyncio.run(backtest.run(timeline, _alerts()))
+    closes = [xnys_calendar().session_close(d) for d in SCENARIO.sessions]
+    curve = asyncio.run(backtest.equity_curve(timeline[0], closes))
+    held = [(c.position, c.closed_at) for c in result.closed] + [
+        (h.position, None) for h in result.open
+    ]
+    assert any(p.opened_at.date() != (end or closes[-1]).date() for p, end in held)
+    assert curve[0] == (timeline[0], 0.0)
+    for ts, pnl in curve[1:]:
+        realised = sum(c.realised_pnl for c in result.closed if c.closed_at <= ts)
+        unrealised = sum(
+            mark(p, asyncio.run(market.quote("SPY", ts)).last, ts).unrealised_pnl
+            for p, end in held
+            if p.opened_at <= ts and (end is None or ts < end)
+        )
+        assert pnl == pytest.approx(realised + unrealised)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -141,3 +142,33 @@ def test_exits_are_deterministic_one_per_position_and_close_all_of_it(
         assert {h.position_id for h, _ in first} == {
             h.position_id for h, _ in marked if not h.exit_pending
         }
+
+
+def test_a_position_read_from_its_row_carries_the_option_right_as_the_enum() -> None:
+    """The option model tests `right is Right.CALL`: a plain "call" string read from the
+    database made an in-the-money call worth a put's intrinsic value at expiry."""
+    from actors.pipeline import position_from_row
+    from engine.quote_models import option_value
+
+    row = {
+        "idempotency_key": "live/signal/1",
+        "engine": "live",
+        "symbol": "SPY",
+        "instrument": "SPY   131018C00167000",
+        "asset_class": "option",
+        "side": "long",
+        "quantity": 3,
+        "avg_price": 1.3,
+        "multiplier": 100,
+        "opened_at": datetime(2013, 10, 7, 15, 50, tzinfo=UTC),
+        "strategy": "t",
+        "option_right": "call",
+        "strike": 167.0,
+        "expiry": date(2013, 10, 18),
+    }
+    position = position_from_row(row)
+    assert position.right is Right.CALL
+    contract = position.contract
+    assert contract is not None and contract.right is Right.CALL
+    # at expiry (no time left) an in-the-money call is worth spot - strike
+    assert option_value(170.3, 167.0, 0.0, 0.0, 0.2, contract.right) == pytest.approx(3.3)
