@@ -28,7 +28,7 @@ from engine.clock import ensure_utc
 from engine.errors import Rejected, Retryable
 from engine.marketdata import Bar, Timeframe
 from engine.strategies.base import MinuteBars
-from engine.strategies.registry import default_registry
+from engine.strategies.registry import StrategyState, default_registry
 
 log = logging.getLogger(__name__)
 _US = timedelta(microseconds=1)
@@ -46,8 +46,11 @@ class StrategyRunner:
         secret: str,
         first_session: date,
     ) -> None:
-        self._strategy = default_registry().get(strategy)
-        self._params = self._strategy.validate(params)
+        self._registry = default_registry()
+        self._strategy = self._registry.get(strategy)
+        self._registry.enable(strategy)
+        started = self._registry.start(strategy, params)  # validates the parameters
+        self._params = dict(started.params or {})
         self._md = RemoteMarket(marketdata)
         self._symbols = [s.upper() for s in symbols]
         self._url = webhook_url
@@ -57,8 +60,22 @@ class StrategyRunner:
         self._bars: dict[str, list[Bar]] = {s: [] for s in self._symbols}
         self._client: httpx.AsyncClient | None = None
 
+    async def stop(self) -> str:
+        """Stop posting (the registry's lifecycle: running → enabled); its state."""
+        return str(self._registry.stop(self.name).state)
+
+    async def start(self) -> str:
+        """Post again with the same parameters (enabled → running); its state."""
+        return str(self._registry.start(self.name, self._params).state)
+
+    async def state(self) -> str:
+        return str(self._registry.status(self.name).state)
+
     async def tick(self, now: datetime) -> int:
-        """Post the alerts of the bars closed by `now` not yet sent; how many were posted."""
+        """Post the alerts of the bars closed by `now` not yet sent; how many were posted.
+        Nothing while the strategy is stopped."""
+        if self._registry.status(self.name).state is not StrategyState.RUNNING:
+            return 0
         at = ensure_utc(now)
         posted = 0
         for symbol in self._symbols:
