@@ -126,11 +126,19 @@ def assert_backtest_matches_replay(replay_dir: Path, data_dir: Path, *source: st
         ).fetchall()
     finally:
         conn.close()
-    env = {**os.environ, "TANDEM_DATA_DIR": str(data_dir), "TANDEM_NUM_CPUS": "2"}
-    env.pop("TANDEM_META_THRESHOLD", None)
+    # One backtest makes both variants: A (Engine 1) on every signal, and B with the
+    # replay's split (half of the entries, per signal, experiment ab-1, meta threshold 30).
+    env = {
+        **os.environ,
+        "TANDEM_DATA_DIR": str(data_dir),
+        "TANDEM_NUM_CPUS": "2",
+        "TANDEM_META_THRESHOLD": "30",
+        "TANDEM_EXPERIMENT_UNIT": "signal",
+    }
     tandem = Path(sys.executable).parent / "tandem"
+    split = ("--variant", "both", "--split-pct", "50", "--experiment", "ab-1")
     done = subprocess.run(
-        [str(tandem), "backtest", "--run-id", "parity", *source],
+        [str(tandem), "backtest", "--run-id", "parity", *split, *source],
         env=env,
         capture_output=True,
         text=True,
@@ -139,8 +147,10 @@ def assert_backtest_matches_replay(replay_dir: Path, data_dir: Path, *source: st
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     shard = data_dir / "backtests" / "parity" / "shards"
-    orders = pl.read_parquet(shard / "*" / "orders.parquet").sort("created_at", "order_key")
-    fills = pl.read_parquet(shard / "*" / "trades.parquet").sort("filled_at", "client_order_id")
+    every_order = pl.read_parquet(shard / "*" / "orders.parquet")
+    every_fill = pl.read_parquet(shard / "*" / "trades.parquet")
+    orders = every_order.filter(pl.col("variant") == "A").sort("created_at", "order_key")
+    fills = every_fill.filter(pl.col("variant") == "A").sort("filled_at", "client_order_id")
     bt_orders = [
         (
             r["order_key"],
@@ -163,25 +173,10 @@ def assert_backtest_matches_replay(replay_dir: Path, data_dir: Path, *source: st
     assert bt_orders == [tuple(r) for r in live_orders]
     assert bt_fills == [tuple(r) for r in live_fills]
 
-    # Engine 2: the replay routes half of the entries to B (per signal, experiment ab-1,
-    # meta threshold 30); a B backtest with the same split makes the same shadow trades.
-    env = {**env, "TANDEM_META_THRESHOLD": "30", "TANDEM_EXPERIMENT_UNIT": "signal"}
-    args = ["--variant", "B", "--split-pct", "50", "--experiment", "ab-1", "--run-id", "parity-b"]
-    done = subprocess.run(
-        [str(tandem), "backtest", *args, *source],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    shadow = pl.read_parquet(
-        data_dir / "backtests" / "parity-b" / "shards" / "*" / "trades.parquet"
-    )
+    shadow = every_fill.filter(pl.col("variant") == "B").sort("filled_at", "client_order_id")
     bt_shadow = [
         (r["client_order_id"], r["side"], r["quantity"], r["price"], r["filled_at"])
-        for r in shadow.sort("filled_at", "client_order_id").iter_rows(named=True)
+        for r in shadow.iter_rows(named=True)
     ]
     assert shadow_fills, "the replay made no shadow trade"
     assert bt_shadow == [(c, s, int(q), p, t) for c, s, q, p, t in shadow_fills]
