@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ from engine.errors import Conflict, Rejected, Retryable
 from engine.events import Event
 from engine.exits import ExitRules
 from engine.marketdata import OptionQuote, Right
-from engine.orders import PlanConfig, PlannedOrder, plan_entry, plan_exit
+from engine.orders import PlanConfig, PlannedOrder, plan_exit, plan_signal_order
 from engine.positions import Position
 from engine.risk import RiskLimits, check_entry
 from engine.symbols import SymbolTable
@@ -432,22 +432,8 @@ async def plan_signal_entry(  # noqa: PLR0917
     chain: list[OptionQuote] = []
     if plan.instrument_mode == "option":
         chain = await marketdata.option_chain.remote(symbol, None, at)
-    quotes = {q.contract: q for q in chain}
     limits = await read.risk_limits(at)
-    config = replace(plan, capital=limits.capital_available, risk_pct=limits.per_trade_risk_pct)
-    return plan_entry(
-        signal_id=int(signal["signal_id"]),
-        symbol=symbol,
-        direction=signal["direction"],
-        spot=spot,
-        props=symbols.get(symbol),
-        config=config,
-        now=at,
-        listed_strikes=sorted({c.strike for c in quotes}),
-        listed_expiries=sorted({c.expiry for c in quotes}),
-        quote_for=quotes.get,
-        engine=engine,
-    )
+    return plan_signal_order(signal, spot, chain, limits, symbols, plan, at, engine)
 
 
 async def isolated(work: Awaitable[Any], what: str, ident: Any) -> None:

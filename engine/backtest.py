@@ -30,7 +30,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -45,9 +45,10 @@ from engine.enrichment import Portfolio, build_enrichment
 from engine.errors import Rejected, Retryable
 from engine.exits import EXIT_PRIORITY, NO_EXIT, ExitRules, exit_codes, exit_reason
 from engine.fills import Fill
-from engine.marketdata import Bar, OptionContract, OptionQuote, Quote, Timeframe
+from engine.intake import signal_row
+from engine.marketdata import MarketDataPort, OptionQuote
 from engine.meta import MetaConfig, cast_vote, decide
-from engine.orders import PlanConfig, PlannedOrder, plan_entry, plan_exit
+from engine.orders import PlanConfig, PlannedOrder, plan_exit, plan_signal_order
 from engine.paper_broker import PaperFills
 from engine.positions import Position, apply_fill, closed_trade, mark, open_position
 from engine.protection_manager import ProtectionManager
@@ -63,20 +64,9 @@ _US = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class Market(Protocol):
-    """What a backtest reads: `engine.adapters.replay.ReplayMarketData` has it all."""
-
-    async def quote(self, symbol: str, as_of: datetime) -> Quote: ...
-
-    async def bars(
-        self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime, as_of: datetime
-    ) -> list[Bar]: ...
-
-    async def option_chain(
-        self, underlying: str, expiry: date | None, as_of: datetime
-    ) -> list[OptionQuote]: ...
-
-    async def option_quote(self, contract: OptionContract, as_of: datetime) -> OptionQuote: ...
+class Market(MarketDataPort, Protocol):
+    """What a backtest reads: the market data port, and the last price of many minutes at
+    once for the exit scan (`engine.adapters.replay.ReplayMarketData` has both)."""
 
     def last_prices(
         self, symbol: str, as_of_us: npt.NDArray[np.int64]
@@ -388,26 +378,12 @@ class Backtest:
     async def _plan_entry(self, signal: dict[str, Any], at: datetime, engine: str) -> PlannedOrder:
         """`actors.pipeline.plan_signal_entry`, on this shard's market and limits."""
         symbol = signal["symbol"]
-        plan = self._config.plan
         spot = (await self._md.quote(symbol, at)).last
         chain: list[OptionQuote] = []
-        if plan.instrument_mode == "option":
+        if self._config.plan.instrument_mode == "option":
             chain = await self._md.option_chain(symbol, None, at)
-        quotes = {q.contract: q for q in chain}
-        limits = self._config.limits
-        config = replace(plan, capital=limits.capital_available, risk_pct=limits.per_trade_risk_pct)
-        return plan_entry(
-            signal_id=int(signal["signal_id"]),
-            symbol=symbol,
-            direction=signal["direction"],
-            spot=spot,
-            props=self._symbols.get(symbol),
-            config=config,
-            now=at,
-            listed_strikes=sorted({c.strike for c in quotes}),
-            listed_expiries=sorted({c.expiry for c in quotes}),
-            quote_for=quotes.get,
-            engine=engine,
+        return plan_signal_order(
+            signal, spot, chain, self._config.limits, self._symbols, self._config.plan, at, engine
         )
 
     def _insert(self, order: PlannedOrder, signal_id: int | None) -> OrderRecord:
@@ -610,18 +586,11 @@ class Backtest:
 
 
 def _signal_row(signal_id: int, alert: Alert, at: datetime) -> dict[str, Any]:
-    """The `signals` row the webhook writes (`engine.intake.signal_draft`)."""
+    """The `signals` row the webhook writes (`engine.intake.signal_row`), with its id."""
     return {
         "signal_id": signal_id,
-        "symbol": alert.symbol,
-        "direction": alert.direction,
-        "timeframe": alert.timeframe,
-        "bar_time": alert.bar_time,
-        "action": "exit" if alert.is_exit else "entry",
-        "strategy": alert.strategy,
-        "price": alert.price,
+        **signal_row(alert),
         "received_at": at,
-        "status": "received",
         "reason": None,
     }
 

@@ -66,9 +66,9 @@ def request_event(info: RequestInfo, status: int, reason: str | None) -> Event:
     return Event("webhook_request", WEBHOOK_STREAM, info.received_at, payload)
 
 
-def signal_draft(alert: Alert, info: RequestInfo, window_s: float) -> SignalDraft:
-    """The row and events for an accepted alert (201), or its events as a duplicate (200)."""
-    row = {
+def signal_row(alert: Alert) -> dict[str, Any]:
+    """The `signals` row of an accepted alert (the Store adds its id and receipt time)."""
+    return {
         "symbol": alert.symbol,
         "direction": alert.direction,
         "timeframe": alert.timeframe,
@@ -82,6 +82,11 @@ def signal_draft(alert: Alert, info: RequestInfo, window_s: float) -> SignalDraf
         "status": "received",
         "payload": None,
     }
+
+
+def signal_draft(alert: Alert, info: RequestInfo, window_s: float) -> SignalDraft:
+    """The row and events for an accepted alert (201), or its events as a duplicate (200)."""
+    row = signal_row(alert)
     received = Event(
         "signal_received",
         SIGNALS_STREAM,

@@ -22,19 +22,20 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from engine.clock import ensure_utc
 from engine.contract_choice import Direction, choose_contract, direction_of
 from engine.errors import Fatal, Rejected
 from engine.marketdata import OptionContract, OptionQuote, Right
-from engine.symbols import SymbolProperties, round_quantity
+from engine.symbols import SymbolProperties, SymbolTable, round_quantity
 
 if TYPE_CHECKING:
     from engine.positions import Position
+    from engine.risk import RiskLimits
 
 InstrumentMode = Literal["option", "equity"]
 OrderSide = Literal["buy", "sell"]
@@ -279,4 +280,34 @@ def plan_exit(
         reference_price=reference_price,
         created_at=ensure_utc(now),
         reason=reason,
+    )
+
+
+def plan_signal_order(  # noqa: PLR0917
+    signal: Mapping[str, Any],
+    spot: float,
+    chain: Sequence[OptionQuote],
+    limits: RiskLimits,
+    symbols: SymbolTable,
+    plan: PlanConfig,
+    at: datetime,
+    engine: str = "live",
+) -> PlannedOrder:
+    """The entry order of an approved signal at `at`, from spot, the listed chain (empty in
+    equity mode) and the risk limits (capital and risk per trade): what Engine 1, the
+    shadow engine and a backtest all plan with."""
+    quotes = {q.contract: q for q in chain}
+    config = replace(plan, capital=limits.capital_available, risk_pct=limits.per_trade_risk_pct)
+    return plan_entry(
+        signal_id=int(signal["signal_id"]),
+        symbol=str(signal["symbol"]),
+        direction=signal["direction"],
+        spot=spot,
+        props=symbols.get(str(signal["symbol"])),
+        config=config,
+        now=at,
+        listed_strikes=sorted({c.strike for c in quotes}),
+        listed_expiries=sorted({c.expiry for c in quotes}),
+        quote_for=quotes.get,
+        engine=engine,
     )
