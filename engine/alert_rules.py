@@ -159,16 +159,25 @@ def _exit_reason(death_cross: bool, session_end: bool) -> str | None:
 
 
 def _alert(symbol: str, ts_us: int, price: float, entry: bool, comment: str) -> AlertFields:
+    return long_only_alert((symbol, TIMEFRAME, EMA_CROSS_5M), ts_us, price, entry, comment)
+
+
+def long_only_alert(
+    names: tuple[str, str, str], ts_us: int, price: float, entry: bool, comment: str
+) -> AlertFields:
+    """A long-only strategy's TradingView alert: `names` are (symbol, `{{interval}}`,
+    strategy); `ts_us` the bar's open (epoch microseconds); `price` its close."""
+    symbol, timeframe, strategy = names
     return {
         "symbol": symbol,
         "direction": "buy" if entry else "sell",
-        "timeframe": TIMEFRAME,
+        "timeframe": timeframe,
         "timestamp": _to_datetime(ts_us).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "action": "entry" if entry else "exit",
         "market_position": "long" if entry else "flat",
         "prev_market_position": "flat" if entry else "long",
         "price": round(price, PRICE_DECIMALS),
-        "strategy": EMA_CROSS_5M,
+        "strategy": strategy,
         "comment": comment,
     }
 

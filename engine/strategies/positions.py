@@ -21,12 +21,12 @@ reasons (in priority order). Then, without a loop over bars:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
 
-from engine.alert_rules import PRICE_DECIMALS
+from engine.alert_rules import long_only_alert
 from engine.strategies.base import F64, I64, MINUTE_US, Alert, BoolArray
 from engine.strategies.sessions import TimeframeBars
 
@@ -191,16 +191,4 @@ def _merge(
 def _alert(
     names: tuple[str, str, str], ts_us: int, price: float, entry: bool, comment: str
 ) -> Alert:
-    symbol, timeframe, strategy = names
-    return {
-        "symbol": symbol,
-        "direction": "buy" if entry else "sell",
-        "timeframe": timeframe,
-        "timestamp": (_EPOCH + timedelta(microseconds=ts_us)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "action": "entry" if entry else "exit",
-        "market_position": "long" if entry else "flat",
-        "prev_market_position": "flat" if entry else "long",
-        "price": round(price, PRICE_DECIMALS),
-        "strategy": strategy,
-        "comment": comment,
-    }
+    return long_only_alert(names, ts_us, price, entry, comment)
