@@ -21,7 +21,6 @@ reasons (in priority order). Then, without a loop over bars:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
@@ -32,7 +31,6 @@ from engine.strategies.sessions import TimeframeBars
 
 SESSION_END: Final = "session end"
 TIME_STOP: Final = "time stop"
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
