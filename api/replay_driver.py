@@ -2,15 +2,17 @@
 
 Simulated time moves minute by minute over the scenario's timeline, and only when the
 pipeline is idle (no signal waiting for a decision or an order, no order waiting for a
-fill). At each minute the driver posts the alerts due then (a bar's close: when TradingView
-would send it) to the real webhook, waits for the pipeline to settle, then ticks the
-position monitor. Every step depends only on simulated time, so two replays give identical
-orders and fills.
+fill); while everything is flat and idle it goes straight to the next alert's minute. At
+each minute the driver posts the alerts due then (a bar's close: when TradingView would
+send it) to the real webhook, waits for the pipeline to settle, then ticks the position
+monitor. Every step depends only on simulated time, so two replays give identical orders
+and fills.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import time
 from collections.abc import Callable
@@ -101,9 +103,9 @@ class ReplayDriver:
         started = time.monotonic()
         pending = list(alerts)
         async with httpx.AsyncClient(base_url=self._base_url, timeout=30) as http:
-            for i, minute in enumerate(timeline):
-                if self._stop():
-                    break
+            i = 0
+            while i < len(timeline) and not self._stop():
+                minute = timeline[i]
                 await self._clock.advance_to.remote(minute)
                 due = [a for t, a in pending if t <= minute]
                 pending = [(t, a) for t, a in pending if t > minute]
@@ -122,12 +124,29 @@ class ReplayDriver:
                 if self._monitors and open_positions:  # nothing to mark when flat
                     ticks = asyncio.gather(*(m.tick.remote(minute) for m in self._monitors))
                     await self._drive(ticks, limit)
-                    await self._settle(limit)
-                report.minutes = i + 1
+                    open_positions = await self._settle(limit)
+                i = self._next_minute(timeline, i, open_positions, pending)
+                report.minutes = i
                 if self._progress is not None:
-                    self._progress(i + 1, len(timeline))
+                    self._progress(i, len(timeline))
         report.seconds = time.monotonic() - started
         return report
+
+    def _next_minute(
+        self,
+        timeline: list[datetime],
+        i: int,
+        open_positions: int,
+        pending: list[tuple[datetime, dict[str, Any]]],
+    ) -> int:
+        """The index of the next minute where something can happen. Flat, idle and with no
+        strategy to ask, nothing does until the next alert is due: the minutes between
+        are skipped (a backtest skips the same ones, `engine.backtest`)."""
+        if self._sources or open_positions:
+            return i + 1
+        if not pending:
+            return len(timeline)
+        return max(i + 1, bisect.bisect_left(timeline, pending[0][0]))
 
     async def _drive(self, work: Any, limit: datetime | None) -> None:
         """Await `work` (the monitors' ticks) while moving simulated time to the wake-up of
