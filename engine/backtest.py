@@ -202,6 +202,8 @@ class Backtest:
         due_minutes = np.array([p[0] for p in pending], dtype=np.int64)
         # each alert at the first visited minute at or after it is due
         slots = np.searchsorted(minutes, due_minutes, side="left")
+        self._to_close = self._minutes_to_close(minutes) if minutes.size else np.empty(0)
+        self._prices: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]] = {}
         k = 0
         i = 0
         n = len(minutes)
@@ -241,10 +243,13 @@ class Backtest:
         window = minutes[i:stop]
         first: int | None = None
         rules = self._config.exit_rules
-        to_close = self._minutes_to_close(window)
+        to_close = self._to_close[i:stop]
         for held in self._held:
             p = held.position
-            prices, ok = self._md.last_prices(p.symbol, window)
+            if p.symbol not in self._prices:  # every minute's last price, once per symbol
+                self._prices[p.symbol] = self._md.last_prices(p.symbol, minutes)
+            all_prices, all_ok = self._prices[p.symbol]
+            prices, ok = all_prices[i:stop], all_ok[i:stop]
             if not bool(ok.all()):
                 return i  # a minute without its own bar: tick one by one, as live does
             diff = (prices - p.avg_price) * p.sign
@@ -256,17 +261,22 @@ class Backtest:
                 first = int(fired[0])
         return None if first is None else i + first
 
-    def _minutes_to_close(self, window: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """Minutes from each minute to its session's close; NaN outside regular hours."""
-        out = np.full(window.size, np.nan)
-        days = sorted({from_us(int(window[0])).date(), from_us(int(window[-1])).date()})
+    def _minutes_to_close(self, minutes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Minutes from each minute to its session's close; NaN outside regular hours (as
+        `actors.monitor.session_close_at`: a session is [open, close))."""
+        first, last = from_us(int(minutes[0])).date(), from_us(int(minutes[-1])).date()
         sessions = self._calendar.sessions_between(
-            days[0] - timedelta(days=1), days[-1] + timedelta(days=1)
+            first - timedelta(days=1), last + timedelta(days=1)
         )
-        for d in sessions:
-            lo, hi = to_us(self._calendar.session_open(d)), to_us(self._calendar.session_close(d))
-            inside = (window >= lo) & (window < hi)
-            out[inside] = (hi - window[inside]) / 60e6
+        opens = np.array([to_us(self._calendar.session_open(d)) for d in sessions], np.int64)
+        closes = np.array([to_us(self._calendar.session_close(d)) for d in sessions], np.int64)
+        out = np.full(minutes.size, np.nan)
+        if not sessions:
+            return out
+        at = np.searchsorted(opens, minutes, side="right") - 1
+        j = np.maximum(at, 0)
+        inside = (at >= 0) & (minutes < closes[j])
+        out[inside] = (closes[j][inside] - minutes[inside]) / 60e6
         return out
 
     # --- signals -----------------------------------------------------------------------

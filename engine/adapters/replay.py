@@ -198,14 +198,14 @@ class ReplayMarketData:
 
     def _session_ordinals(self, times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """The New York date (proleptic ordinal) of each time, as `session_date` gives it."""
-        lo, hi = from_us(int(times.min())).date(), from_us(int(times.max())).date()
-        out = np.zeros(times.size, dtype=np.int64)
-        d = lo - timedelta(days=1)
-        while d <= hi + timedelta(days=1):
-            start = to_us(datetime.combine(d, time(0), tzinfo=NEW_YORK))
-            out[times >= start] = d.toordinal()
-            d += timedelta(days=1)
-        return out
+        lo = from_us(int(times.min())).date() - timedelta(days=1)
+        hi = from_us(int(times.max())).date() + timedelta(days=1)
+        days = [lo + timedelta(days=k) for k in range((hi - lo).days + 1)]
+        starts = np.array(
+            [to_us(datetime.combine(d, time(0), tzinfo=NEW_YORK)) for d in days], np.int64
+        )
+        at = np.searchsorted(starts, times, side="right") - 1
+        return lo.toordinal() + at.astype(np.int64)
 
     # --- further queries --------------------------------------------------------------
 

@@ -234,3 +234,36 @@ def test_the_equity_curve_is_realised_plus_open_positions_at_their_marks(
             if p.opened_at <= ts and (end is None or ts < end)
         )
         assert pnl == pytest.approx(realised + unrealised)
+
+
+def test_the_scan_knows_a_half_days_close() -> None:
+    """GOOG on 2015-12-24 (XNYS closes at 13:00 ET): the session-end rule exits at 12:55 ET,
+    scanned or ticked."""
+    goog = get_scenario("goog-2015-12-24")
+    market = ReplayMarketData(Scenario("t-goog", ("GOOG",), goog.sessions, False, 0.01, "GOOG"))
+    entry = {
+        "symbol": "GOOG",
+        "direction": "buy",
+        "timeframe": "5",
+        "timestamp": "2015-12-24T15:00:00Z",
+        "action": "entry",
+        "market_position": "long",
+        "prev_market_position": "flat",
+        "strategy": "t",
+    }
+    due = [(datetime(2015, 12, 24, 15, 5, tzinfo=UTC), entry)]
+    config = replace(  # GOOG is near 750: a budget of 5,000 buys shares
+        _config("equity", stop_loss_pct=None, profit_target_pct=None),
+        limits=RiskLimits(capital_available=100_000.0, per_trade_risk_pct=0.05),
+    )
+    symbols = load_symbol_table(DATA / "symbol_properties.csv")
+    timeline = market.timeline()
+    books = []
+    for scan in (True, False):
+        backtest = Backtest(market, symbols, config, timeline[0], scan=scan)
+        result = asyncio.run(backtest.run(timeline, due))
+        books.append(_book(result))
+        (_, _buy), (sell_order, sell) = result.fills
+        assert sell_order.order.reason == "session_end"
+        assert sell_order.order.created_at == datetime(2015, 12, 24, 17, 55, tzinfo=UTC)
+    assert books[0] == books[1]
