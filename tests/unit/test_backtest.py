@@ -264,6 +264,7 @@ def test_the_scan_knows_a_half_days_close() -> None:
         result = asyncio.run(backtest.run(timeline, due))
         books.append(_book(result))
         (_, _buy), (sell_order, sell) = result.fills
+        assert sell.filled_at == datetime(2015, 12, 24, 17, 55, tzinfo=UTC)
         assert sell_order.order.reason == "session_end"
         assert sell_order.order.created_at == datetime(2015, 12, 24, 17, 55, tzinfo=UTC)
     assert books[0] == books[1]
