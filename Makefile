@@ -24,7 +24,8 @@ test: install lint typecheck unit integration e2e bench-smoke
 
 # The README's backtest example: both variants of a registry strategy, then its report.
 backtest: install
-	$(BIN)/tandem backtest --strategy ema-cross --mode equity --variant both --run-id example
+	TANDEM_META_THRESHOLD=30 $(BIN)/tandem backtest --strategy ema-cross --mode equity \
+		--variant both --run-id example
 	$(BIN)/tandem report example
 
 lint:

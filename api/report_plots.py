@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 
 MAX_SERIES = 12
 WIDTH = 9.0
@@ -110,6 +110,8 @@ def _draw_lines(ax: Axes, series: Sequence[Series], percent: bool) -> None:
     _time_axis(ax)
     if percent:
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    else:  # equity in plain dollars (10,001.28), never "+1e4" and an offset
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.2f}"))
     ax.grid(alpha=0.3)
 
 
