@@ -31,6 +31,7 @@ from engine.adapters.replay_store import (
     load_minute_bars,
     load_option_quotes,
     to_us,
+    unique_inverse,
 )
 from engine.adapters.symbol_file import load_symbol_table
 from engine.calendar import NEW_YORK, MarketCalendar, xnys_calendar
@@ -114,7 +115,9 @@ class ReplayMarketData:
         )
         self._present: dict[tuple[str, Timeframe], npt.NDArray[np.int64]] = {}
         visible = [s.visible[s.rth] for s in self._minute.values()]
-        self._timeline = np.unique(np.concatenate(visible)) if visible else np.array([])
+        self._timeline = (
+            unique_inverse(np.concatenate(visible))[0] if visible else np.array([], np.int64)
+        )
 
     def minute_series(self, symbol: str) -> BarSeries:
         """All loaded minute bars of `symbol` (a backtest's strategy reads them at once)."""
@@ -312,7 +315,7 @@ class ReplayMarketData:
         key = (series.symbol, series.timeframe)
         days = self._present.get(key)
         if days is None:
-            days = self._present[key] = np.unique(series.day)
+            days = self._present[key] = unique_inverse(series.day)[0]
         return days
 
     def _minute_sessions(self, start: datetime, stop: datetime) -> list[date]:

@@ -268,10 +268,21 @@ def _prices(column: pl.Series) -> F64:
     return np.round(column.to_numpy().astype(np.float64), PRICE_DECIMALS)
 
 
+def unique_inverse(values: I64) -> tuple[I64, I64]:
+    """`np.unique(values, return_inverse=True)`, in one pass when `values` is already
+    ascending (a symbol's bars are: no sort, no hashing of millions of values)."""
+    if values.size == 0 or bool(np.all(values[1:] >= values[:-1])):
+        change = np.ones(values.size, dtype=np.bool_)
+        change[1:] = values[1:] != values[:-1]
+        return values[change], np.cumsum(change) - 1
+    found, index = np.unique(values, return_inverse=True)
+    return found, index.astype(np.int64)
+
+
 def _rth(ts: I64, day: I64, calendar: MarketCalendar) -> BoolArray:
     """Bars opening in [session open, session close) of their own day's session: each
     distinct day is looked up once, then every bar is compared at once."""
-    days, index = np.unique(day, return_inverse=True)
+    days, index = unique_inverse(day)
     opens = np.full(len(days), np.iinfo(np.int64).max, dtype=np.int64)
     closes = np.full(len(days), np.iinfo(np.int64).min, dtype=np.int64)
     for i, ordinal in enumerate(days):

@@ -420,3 +420,14 @@ def test_goog_option_quotes_are_never_from_the_future(
         )
         assert quote.bid == pytest.approx(row["bid_close"].item(), abs=1e-9)
         assert quote.ask == pytest.approx(row["ask_close"].item(), abs=1e-9)
+
+
+@given(st.lists(st.integers(-5, 5), max_size=40), st.booleans())
+def test_unique_inverse_is_numpys_unique_with_inverse(values: list[int], ascending: bool) -> None:
+    from engine.adapters.replay_store import unique_inverse
+
+    a = np.array(sorted(values) if ascending else values, dtype=np.int64)
+    found, index = unique_inverse(a)
+    expected, inverse = np.unique(a, return_inverse=True)
+    assert found.tolist() == expected.tolist()
+    assert index.tolist() == inverse.tolist()
