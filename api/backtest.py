@@ -4,9 +4,10 @@ A shard is one symbol × one range of sessions × one parameter set × one varia
 (`actors.backtest.ShardSpec`). Shards run as Ray tasks (on this machine's local Ray, or
 on a cluster with `--address`); each writes its Parquet, and the summary is a DuckDB
 query over them (`storage.backtests.summary`). Ctrl-C cancels the shards still running
-and leaves the finished ones (run.json says which). With `--address` at most one CPU
-fewer than the cluster has runs at once, and every task runs at a lower priority, so a
-live Tandem on the same cluster keeps its CPU.
+and leaves the finished ones (run.json says which). On a Ray it did not start itself
+(`--address`, or a driver that is already connected) at most one CPU fewer than the
+cluster has runs at once, and every task runs at a lower priority, so a live Tandem on
+the same cluster keeps its CPU.
 """
 
 from __future__ import annotations
@@ -258,7 +259,8 @@ def run_backtest(
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-        limit = max(1, cpus - 1) if address is not None else max(1, cpus)
+        shared = address is not None or not started_ray  # a Ray others (Tandem) use too
+        limit = max(1, cpus - 1) if shared else max(1, cpus)
         manifest["status"] = _dispatch(specs, manifest, run_dir, RemoteShard, limit, progress)
     finally:
         write_manifest(run_dir, manifest)

@@ -4,9 +4,12 @@ and a cancelled run (Ctrl-C) that keeps its finished shards."""
 from __future__ import annotations
 
 import json
-from datetime import date
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import polars as pl
 import pytest
 
@@ -15,7 +18,7 @@ from engine.adapters.replay import bundled_data_dir
 from engine.clock import LiveClock
 from engine.settings import load_settings
 from storage.backtests import read_manifest
-from tests.integration.conftest import RaySession
+from tests.integration.conftest import RAY_TIMEOUT_S, WEBHOOK_SECRET, RaySession
 
 ALERTS = bundled_data_dir() / "alerts" / "spy-2013-10.ema-cross-5m.json"
 
@@ -95,3 +98,55 @@ def test_an_unknown_strategy_fails_before_any_shard(
     with pytest.raises((NotFound, Rejected)):
         run_backtest(_request(alerts_file=None, strategy="no-such"), settings, LiveClock())
     assert not (tmp_path / "backtests").exists()
+
+
+def test_a_backtest_shares_the_ray_with_a_running_tandem(
+    ray_session: RaySession, api: httpx.Client, tmp_path: Path
+) -> None:
+    """While a backtest's shards run on the session's Ray, the live app keeps answering and
+    deciding alerts: its actors ask for no CPU, the shards leave one CPU free and run at
+    a lower priority."""
+    settings = load_settings({"TANDEM_DATA_DIR": str(tmp_path)})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(
+            run_backtest,
+            _request(shard_sessions=1, variants=("A",)),
+            settings,
+            LiveClock(),
+            run_id="beside-tandem",
+        )
+        answers = []
+        minute = datetime(2013, 10, 8, 14, 0, tzinfo=UTC)
+        while not running.done() and len(answers) < 200:
+            body = {
+                "symbol": "AIG",
+                "direction": "long",
+                "timeframe": "1",
+                "timestamp": (minute + timedelta(minutes=len(answers))).isoformat(),
+                "secret": WEBHOOK_SECRET,
+                "strategy": "beside-backtest",
+            }
+            answers.append(api.post("/webhook", json=body).status_code)
+        run_dir, _rows = running.result(timeout=300)
+    assert answers and set(answers) <= {200, 201}
+    manifest = read_manifest(run_dir)
+    assert manifest["status"] == "done" and len(manifest["shards"]) == 6
+    # the alerts the app took meanwhile are signals its pipeline decides
+    created = answers.count(201)
+    deadline = time.monotonic() + RAY_TIMEOUT_S
+    while True:
+        page = api.get(
+            "/signals", params={"symbol": "AIG", "limit": 500}, headers=_viewer(ray_session)
+        )
+        mine = [r for r in page.json()["items"] if r["strategy"] == "beside-backtest"]
+        if len(mine) == created and all(r["status"] != "received" for r in mine):
+            break
+        assert time.monotonic() < deadline, f"{len(mine)} of {created} signals, not all decided"
+        time.sleep(0.2)
+
+
+def _viewer(session: RaySession) -> dict[str, str]:
+    from engine.tokens import Role, issue_token
+
+    secret = session.settings.jwt_secret.get_secret_value()
+    return {"Authorization": f"Bearer {issue_token(secret, 't', Role.VIEWER, datetime.now(UTC))}"}
