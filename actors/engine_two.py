@@ -352,8 +352,12 @@ class ShadowExecutor:
     async def open(
         self, signal: dict[str, Any], experiment_id: str, attribution: dict[str, Any]
     ) -> int | None:
-        """Plan and fill the entry B decided on; the shadow position's id (None: refused)."""
+        """Plan and fill the entry B decided on; the shadow position's id (None: refused,
+        or the kill switch is on: B opens nothing then either)."""
         at = ensure_utc(signal["received_at"])
+        if await self._read.kill_switch_on():
+            log.info("shadow entry for signal %s not taken: kill switch on", signal["signal_id"])
+            return None
         try:
             order = await plan_signal_entry(
                 self._md, self._read, self._symbols, self._plan, signal, at, engine=SHADOW

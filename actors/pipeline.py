@@ -22,6 +22,8 @@ from engine.calendar import xnys_calendar
 from engine.errors import Conflict, Rejected, Retryable
 from engine.events import Event
 from engine.exits import ExitRules
+from engine.kill_switch import KILL_SWITCH
+from engine.kill_switch import REFUSED as KILL_SWITCH_REFUSED
 from engine.marketdata import OptionQuote, Right
 from engine.orders import PlanConfig, PlannedOrder, plan_exit, plan_signal_order
 from engine.positions import Position
@@ -103,6 +105,11 @@ class StoreReader:
             self._limits = (at, limits)
         return limits
 
+    async def kill_switch_on(self) -> bool:
+        """The kill switch as the Store holds it now: read at every entry, never cached."""
+        row = await self.one("SELECT enabled FROM kill_switch WHERE name = ?", [KILL_SWITCH])
+        return bool(row is not None and row["enabled"])
+
     async def exit_rules(self) -> ExitRules:
         rows = await self.rows("SELECT name, value, enabled FROM exit_rules", [])
         return ExitRules.from_rows({r["name"]: (r["value"], r["enabled"]) for r in rows})
@@ -179,7 +186,11 @@ class SignalProcessor:
             raise Rejected("not_found", f"no signal {signal_id}")
         if signal["status"] != "received":
             return str(signal["status"])  # already decided: a sweep or a repeat
-        approved, reason = await self._decide(signal)
+        reason: str | None
+        if signal["action"] != "exit" and await self._read.kill_switch_on():
+            approved, reason = False, KILL_SWITCH_REFUSED  # exits always go through
+        else:
+            approved, reason = await self._decide(signal)
         try:
             await self._store.write.remote(
                 _decision(signal_id, signal["received_at"], approved, reason)

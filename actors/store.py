@@ -27,6 +27,7 @@ from engine.events import Event
 from engine.exits import ExitRules
 from engine.flags import ExperimentSettings, FeatureFlags
 from engine.intake import SignalDraft
+from engine.kill_switch import KillSwitch
 from engine.read_models import ListQuery
 from engine.risk import RiskLimits
 from storage.eventlog import EventLog
@@ -200,7 +201,8 @@ class StoreActor:
 
     async def settings(self, table: str) -> list[dict[str, Any]]:
         """The rows of one admin settings table (`_SETTINGS`; any other is `Rejected`), by
-        name: `risk_limits`, `exit_rules`, `feature_flags` or `experiment_settings`."""
+        name: `risk_limits`, `exit_rules`, `feature_flags`, `experiment_settings` or
+        `kill_switch`."""
         spec = _settings_spec(table)
         return list((await self.query(f"SELECT * FROM {spec.table} ORDER BY name")).to_pylist())
 
@@ -312,6 +314,13 @@ _SETTINGS = {
         "update_experiment_setting",
         "experiment_setting_updated",
         lambda rows: ExperimentSettings.from_rows({n: r["value"] for n, r in rows.items()}),
+    ),
+    "kill_switch": _SettingsTable(
+        "kill_switch",
+        {"enabled": _ENABLED},
+        "update_kill_switch",
+        "kill_switch_updated",
+        lambda rows: KillSwitch.from_rows({n: r["enabled"] for n, r in rows.items()}),
     ),
 }
 

@@ -132,3 +132,29 @@ async def change_experiment_settings(
     given = body.model_dump(exclude_unset=True)
     changes = {n: {"value": v} for n, v in given.items()}
     return {"items": await _change(request, claims, EXPERIMENT, changes)}
+
+
+KILL = "kill_switch"
+
+
+class KillSwitchChange(_Changes):
+    """`PUT /kill-switch`: `{"on": true}` stops every engine from opening a position."""
+
+    on: StrictBool
+
+
+@router.get("/kill-switch")
+async def kill_switch(request: Request, _c: Viewer) -> dict[str, Any]:
+    """Whether the kill switch is on, who changed it last and when."""
+    (row,) = await _rows(request, KILL)
+    return {"on": row["enabled"], "updated_by": row["updated_by"], "updated_at": row["updated_at"]}
+
+
+@router.put("/kill-switch")
+async def change_kill_switch(
+    request: Request, claims: Admin, body: KillSwitchChange
+) -> dict[str, Any]:
+    """Turn the kill switch on or off (audited). While on, alerts are still recorded and
+    decided, but no engine opens a position; exits always go through."""
+    (row,) = await _change(request, claims, KILL, {KILL: {"enabled": body.on}})
+    return {"on": row["enabled"], "updated_by": row["updated_by"], "updated_at": row["updated_at"]}

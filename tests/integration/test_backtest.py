@@ -119,7 +119,7 @@ def test_a_backtest_shares_the_ray_with_a_running_tandem(
         minute = datetime(2013, 10, 8, 14, 0, tzinfo=UTC)
         while not running.done() and len(answers) < 200:
             body = {
-                "symbol": "AIG",
+                "symbol": "QQQ",  # not in the replay: decided (refused), never a position
                 "direction": "long",
                 "timeframe": "1",
                 "timestamp": (minute + timedelta(minutes=len(answers))).isoformat(),
@@ -136,7 +136,7 @@ def test_a_backtest_shares_the_ray_with_a_running_tandem(
     deadline = time.monotonic() + RAY_TIMEOUT_S
     while True:
         page = api.get(
-            "/signals", params={"symbol": "AIG", "limit": 500}, headers=_viewer(ray_session)
+            "/signals", params={"symbol": "QQQ", "limit": 500}, headers=_viewer(ray_session)
         )
         mine = [r for r in page.json()["items"] if r["strategy"] == "beside-backtest"]
         if len(mine) == created and all(r["status"] != "received" for r in mine):
