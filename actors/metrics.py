@@ -220,3 +220,14 @@ class PipelineMetrics:
 
     def on_error(self, stage: str) -> None:
         self._errors.inc(1, tags={"stage": stage})
+
+
+class KillSwitchMetrics:
+    """The kill switch's state as a gauge (1 on, 0 off), set by the Store actor at start and
+    on every change: what the alert rule `TandemKillSwitchOn` watches."""
+
+    def __init__(self) -> None:
+        self._on = gauge("kill_switch_on", "1 while the kill switch is on, else 0")
+
+    def set(self, on: bool) -> None:
+        self._on.set(1.0 if on else 0.0)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from actors.metrics import StoreMetrics
+from actors.metrics import KillSwitchMetrics, StoreMetrics
 from engine.clock import Clock, LiveClock
 from engine.errors import Fatal, NotFound, Rejected
 from engine.events import Event
@@ -60,6 +60,7 @@ class StoreActor:
     ) -> None:
         self._clock = clock if clock is not None else LiveClock()
         self._metrics = StoreMetrics()
+        self._kill_switch = KillSwitchMetrics()
         self._store = Store(Path(db_path), self._clock, max_batch=max_batch, observer=self._metrics)
         self._log = EventLog(Path(events_dir))
         self._export_interval_s = export_interval_s
@@ -78,7 +79,12 @@ class StoreActor:
                 await self._store.start()
                 self._exporter = asyncio.create_task(self._export_loop(), name="event-exporter")
                 self._started = True
+                await self._report_kill_switch()
         return await self.health()
+
+    async def _report_kill_switch(self) -> None:
+        rows = await self.settings("kill_switch")
+        self._kill_switch.set(any(bool(r["enabled"]) for r in rows))
 
     async def write(self, request: WriteRequest) -> WriteResult:
         if not self._started:
@@ -233,7 +239,10 @@ class StoreActor:
             writes = _settings_writes(spec, current, merged, actor, at)
             if writes is not None:
                 await self.write(writes)
-            return await self.settings(table)
+            fresh = await self.settings(table)
+            if spec.table == "kill_switch":
+                self._kill_switch.set(any(bool(r["enabled"]) for r in fresh))
+            return fresh
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from actors.metrics import counter
 from api.intake import WebhookIntake
 from engine.alerts import MAX_BODY_BYTES
 from engine.intake import WebhookRequest
@@ -12,6 +13,7 @@ from engine.intake import WebhookRequest
 router = APIRouter(tags=["webhook"])
 
 SIGNATURE_HEADER = "x-tandem-signature"
+_REQUESTS = counter("webhook_requests_total", "webhook requests by the status answered", ["status"])
 
 
 async def _read_capped(request: Request) -> bytes:
@@ -36,6 +38,7 @@ async def _handle(request: Request, url_token: str | None) -> JSONResponse:
         source=request.client.host if request.client else None,
     )
     status, body = await intake.handle(webhook_request)
+    _REQUESTS.inc(1, tags={"status": str(status)})
     headers = {}
     if "retry_after" in body:
         headers["Retry-After"] = str(max(1, round(float(body.pop("retry_after")) + 0.5)))
