@@ -4,8 +4,8 @@ Alerts are still received, recorded and decided; an entry is refused (`kill_swit
 Engine 1's SignalProcessor and by Engine 2's router, which both read the switch from the
 Store at the moment they decide, never from the 5 s flag cache. Exits are never blocked:
 exit alerts and the monitors' rule exits (stop loss, target, session end) go through,
-because cutting risk must always work. A reversing entry is an entry: refused whole. An admin turns it on and
-off through `PUT /kill-switch` (audited, as every admin setting).
+because cutting risk must always work. A reversing entry is an entry: refused whole. An
+admin turns it on and off through `PUT /kill-switch` (audited, as every admin setting).
 """
 
 from __future__ import annotations
