@@ -83,8 +83,9 @@ class StoreActor:
         return await self.health()
 
     async def _report_kill_switch(self) -> None:
-        rows = await self.settings("kill_switch")
-        self._kill_switch.set(any(bool(r["enabled"]) for r in rows))
+        """The gauge at start (straight to the store: `start` holds its lock here)."""
+        table = await self._store.query("SELECT enabled FROM kill_switch", ())
+        self._kill_switch.set(any(bool(v) for v in table.column("enabled").to_pylist()))
 
     async def write(self, request: WriteRequest) -> WriteResult:
         if not self._started:

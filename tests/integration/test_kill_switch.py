@@ -13,7 +13,7 @@ import pytest
 
 from engine.tokens import Role, issue_token
 from tests.integration.conftest import RAY_TIMEOUT_S, WEBHOOK_SECRET, RaySession
-from tests.integration.test_monitor import monitor, rows, tick, wait_for
+from tests.integration.test_monitor import monitor, position_of, rows, tick, wait_for
 
 __all__ = ["monitor"]  # the fixture, used by name below
 
@@ -59,18 +59,6 @@ def decision(signal_id: int) -> dict[str, Any]:
     found = wait_for(
         f"the decision on signal {signal_id}",
         lambda: rows("SELECT * FROM refactored_signals WHERE signal_id = ?", [signal_id]),
-    )
-    return dict(found[0])
-
-
-def position_of(signal_id: int) -> dict[str, Any]:
-    found = wait_for(
-        f"the position of signal {signal_id}",
-        lambda: rows(
-            "SELECT p.* FROM positions p JOIN orders o ON p.entry_order_id = o.order_id "
-            "WHERE o.signal_id = ?",
-            [signal_id],
-        ),
     )
     return dict(found[0])
 

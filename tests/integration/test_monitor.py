@@ -76,7 +76,11 @@ def open_position(api: httpx.Client) -> dict[str, Any]:
     }
     response = api.post("/webhook", json=body)
     assert response.status_code == 201, response.text
-    signal_id = int(response.json()["signal_id"])
+    return position_of(int(response.json()["signal_id"]))
+
+
+def position_of(signal_id: int) -> dict[str, Any]:
+    """The position the entry of `signal_id` opened, once it has."""
     found = wait_for(
         f"the position of signal {signal_id}",
         lambda: rows(
