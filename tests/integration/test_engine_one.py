@@ -4,6 +4,7 @@ position, then an exit alert closes it. The run's clock is simulated (10:00 ET o
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -90,8 +91,24 @@ def test_a_worker_killed_mid_pipeline_restarts_and_the_signal_completes_with_one
     from actors.system import EXECUTOR_NAME, ORDER_CREATOR_NAME, PROCESSOR_NAME, named
     from tests.integration.conftest import RAY_TIMEOUT_S, SIM_START
 
-    for name in (PROCESSOR_NAME, EXECUTOR_NAME):  # both restart (max_restarts=-1)
+    def pid(name: str) -> int:
+        return int(ray.get(named(name).__ray_call__.remote(lambda _self: os.getpid()), timeout=60))
+
+    before = {name: pid(name) for name in (PROCESSOR_NAME, EXECUTOR_NAME)}
+    for name in before:  # both restart (max_restarts=-1)
         ray.kill(named(name), no_restart=False)
+    # A call right after `ray.kill` can still reach the dying process: wait until both are
+    # new processes, so the alert below meets restarted workers, never a half-dead one.
+    deadline = time.monotonic() + 60
+    for name, old in before.items():
+        while True:
+            try:
+                if pid(name) != old:
+                    break
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.RayActorError):
+                pass
+            assert time.monotonic() < deadline, f"{name} did not restart"
+            time.sleep(0.2)
     signal_id = post(api, direction="long", timestamp="2013-10-07T13:57:00Z", strategy="e1k")
     deadline = time.monotonic() + 90
     trail: Any = None
