@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.adapters.replay import ReplayMarketData
+from engine.adapters.replay_store import from_us
 from engine.adapters.symbol_file import load_symbol_table
 from engine.alert_rules import alert_due_at
-from engine.backtest import Backtest, BacktestConfig, from_us
+from engine.backtest import Backtest, BacktestConfig
 from engine.calendar import xnys_calendar
 from engine.clock import ensure_utc
 from engine.scenarios import Scenario

@@ -31,10 +31,9 @@ from typing import Any
 
 from actors.clock import ClockLink
 from actors.marketdata import RemoteMarket
-from actors.monitor import session_close_at
 from actors.pipeline import StoreReader, isolated, plan_signal_entry, position_from_row
 from engine.agents.base import Agent, AgentDecision, Enrichment
-from engine.calendar import xnys_calendar
+from engine.calendar import session_close_at, xnys_calendar
 from engine.clock import ensure_utc
 from engine.enrichment import Portfolio, build_enrichment
 from engine.errors import Conflict, Rejected, Retryable

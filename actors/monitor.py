@@ -28,7 +28,7 @@ from typing import Any
 
 from actors.metrics import MonitorMetrics
 from actors.pipeline import LIVE, StoreReader, order_event, order_row, position_from_row
-from engine.calendar import MarketCalendar, xnys_calendar
+from engine.calendar import session_close_at, xnys_calendar
 from engine.clock import ensure_utc
 from engine.errors import Conflict
 from engine.events import Event
@@ -78,13 +78,6 @@ def held_from_row(r: dict[str, Any]) -> Held:
 def mark_price(quote: Quote | OptionQuote) -> float:
     """An option is marked at its quote's mid, shares at the last price."""
     return quote.mid if isinstance(quote, OptionQuote) else quote.last
-
-
-def session_close_at(calendar: MarketCalendar, now: datetime) -> datetime | None:
-    """The close of the session `now` falls in (regular hours), or None outside one."""
-    if not calendar.is_open(now):
-        return None
-    return calendar.session_close(calendar.session_date(now))
 
 
 def marks_write(marked: Sequence[Marked], now: datetime) -> Several:

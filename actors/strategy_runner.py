@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from actors.marketdata import RemoteMarket
+from engine.adapters.replay_store import to_us
 from engine.calendar import xnys_calendar
 from engine.clock import ensure_utc
 from engine.errors import Rejected, Retryable
@@ -31,7 +32,6 @@ from engine.strategies.base import MinuteBars
 from engine.strategies.registry import StrategyState, default_registry
 
 log = logging.getLogger(__name__)
-_US = timedelta(microseconds=1)
 _MINUTE = timedelta(minutes=1)
 
 
@@ -88,8 +88,7 @@ class StrategyRunner:
                 continue
             if not bars:
                 continue
-            known = (at - datetime(1970, 1, 1, tzinfo=at.tzinfo)) // _US
-            window = MinuteBars.from_bars(symbol, bars, known_until_us=known)
+            window = MinuteBars.from_bars(symbol, bars, known_until_us=to_us(at))
             for alert in self._strategy.latest(window, self._params):
                 key = f"{alert['symbol']}|{alert['timestamp']}|{alert['action']}"
                 if key in self._sent:

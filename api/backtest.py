@@ -36,7 +36,7 @@ from engine.meta import MetaConfig
 from engine.orders import PlanConfig
 from engine.protections import create_default_protections
 from engine.risk import RiskLimits
-from engine.scenarios import SCENARIOS, get_scenario
+from engine.scenarios import SCENARIOS
 from engine.settings import Settings
 from storage.backtests import default_tables, summary, tables_of, write_manifest
 
@@ -320,8 +320,3 @@ def parse_day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise Rejected("invalid_date", f"{text!r} is not YYYY-MM-DD") from None
-
-
-def default_range(scenario: str) -> tuple[tuple[str, ...], date, date]:
-    found = get_scenario(scenario)
-    return found.symbols, found.start, found.end

@@ -29,28 +29,36 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from engine.adapters.replay_store import from_us, to_us
 from engine.agents.base import Agent
 from engine.alerts import Alert, alert_from_fields
-from engine.calendar import MarketCalendar, xnys_calendar
-from engine.clock import SimClock, ensure_utc
+from engine.calendar import MarketCalendar, session_close_at, xnys_calendar
+from engine.clock import SimClock
 from engine.enrichment import Portfolio, build_enrichment
 from engine.errors import Rejected, Retryable
-from engine.exits import EXIT_PRIORITY, NO_EXIT, ExitRules, exit_codes, exit_reason
+from engine.exits import NO_EXIT, ExitRules, exit_codes, exit_reason
 from engine.fills import Fill
 from engine.intake import signal_row
 from engine.marketdata import MarketDataPort, OptionQuote
 from engine.meta import MetaConfig, cast_vote, decide
 from engine.orders import PlanConfig, PlannedOrder, plan_exit, plan_signal_order
 from engine.paper_broker import PaperFills
-from engine.positions import Position, apply_fill, closed_trade, mark, open_position
+from engine.positions import (
+    ClosedTrade,
+    Position,
+    apply_fill,
+    closed_trade,
+    mark,
+    open_position,
+)
 from engine.protection_manager import ProtectionManager
 from engine.protections import Lock, Protection, history_minutes
 from engine.risk import RiskLimits, check_entry
@@ -60,8 +68,6 @@ from engine.symbols import SymbolTable
 Variant = Literal["A", "B"]
 LIVE = "live"
 SHADOW = "shadow"
-_US = timedelta(microseconds=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Market(MarketDataPort, Protocol):
@@ -75,7 +81,7 @@ class Market(MarketDataPort, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class BacktestConfig:
-    """The settings a shard trades with (the live defaults: `config_from_settings`)."""
+    """The settings a shard trades with (the live ones: `api.backtest.backtest_config`)."""
 
     plan: PlanConfig
     limits: RiskLimits
@@ -108,18 +114,30 @@ class Held:
 
     position_id: int
     position: Position
-    entry_signal_id: int | None
     failed_exits: int = 0
 
 
 @dataclass(slots=True)
 class ClosedRow:
+    """A closed position: as it stood before its exit fill, and the `ClosedTrade` record
+    the protections read (built once, by `closed_trade`, from the exit fill)."""
+
     position_id: int
     position: Position
+    trade: ClosedTrade
     exit_price: float
-    closed_at: datetime
-    realised_pnl: float
-    exit_reason: str
+
+    @property
+    def closed_at(self) -> datetime:
+        return self.trade.closed_at
+
+    @property
+    def realised_pnl(self) -> float:
+        return self.trade.realised_pnl
+
+    @property
+    def exit_reason(self) -> str:
+        return self.trade.exit_reason
 
 
 @dataclass
@@ -133,14 +151,6 @@ class BacktestResult:
     open: list[Held] = field(default_factory=list)
     equity: list[tuple[datetime, float]] = field(default_factory=list)
     bars: int = 0
-
-
-def to_us(t: datetime) -> int:
-    return (ensure_utc(t) - _EPOCH) // _US
-
-
-def from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(us))
 
 
 class Backtest:
@@ -340,11 +350,8 @@ class Backtest:
             return None
         since = at - self._history
         closed = self.result.closed
-        first = bisect.bisect_right([c.closed_at for c in closed], since)
-        trades = [
-            closed_trade(c.position, _closing_fill(c), c.realised_pnl, c.exit_reason)
-            for c in closed[first:]
-        ]
+        first = bisect.bisect_right(closed, since, key=lambda c: c.closed_at)
+        trades = [c.trade for c in closed[first:]]
         self._manager.refresh(trades, at, {t.symbol for t in trades})
         return self._manager.check(trades, at, symbol)
 
@@ -432,9 +439,7 @@ class Backtest:
         self.result.fills.append((record, fill))
         if held is None:
             self._positions += 1
-            self._held.append(
-                Held(self._positions, open_position(fill, strategy), record.signal_id)
-            )
+            self._held.append(Held(self._positions, open_position(fill, strategy)))
             return
         rest, realised = apply_fill(held.position, fill)
         if rest is not None:
@@ -442,9 +447,8 @@ class Backtest:
             return
         self._held.remove(held)
         reason = record.order.reason or "exit"
-        row = ClosedRow(
-            held.position_id, held.position, fill.price, fill.filled_at, realised, reason
-        )
+        trade = closed_trade(held.position, fill, realised, reason)
+        row = ClosedRow(held.position_id, held.position, trade, fill.price)
         # kept in (closed_at, position_id) order, the order the live protections read
         bisect.insort(self.result.closed, row, key=lambda c: (c.closed_at, c.position_id))
 
@@ -453,7 +457,7 @@ class Backtest:
     async def _tick(self, now: datetime) -> None:
         """`actors.monitor.PositionMonitor.tick` (variant A) or the shadow executor's."""
         rules = self._config.exit_rules
-        close = _session_close_at(self._calendar, now)
+        close = session_close_at(self._calendar, now)
         for held in list(self._held):
             try:
                 price = await self._mark_price(held.position, now)
@@ -605,33 +609,6 @@ def _signal_row(signal_id: int, alert: Alert, at: datetime) -> dict[str, Any]:
     }
 
 
-def _closing_fill(c: ClosedRow) -> Fill:
-    p = c.position
-    return Fill(
-        idempotency_key=f"{p.position_key}/exit",
-        client_order_id="",
-        engine=p.engine,
-        symbol=p.symbol,
-        instrument=p.instrument,
-        asset_class=p.asset_class,
-        contract=p.contract,
-        side="sell" if p.side == "long" else "buy",
-        quantity=p.quantity,
-        price=c.exit_price,
-        multiplier=p.multiplier,
-        fees=0.0,
-        filled_at=c.closed_at,
-        reference_price=c.exit_price,
-        model="",
-    )
-
-
-def _session_close_at(calendar: MarketCalendar, now: datetime) -> datetime | None:
-    if not calendar.is_open(now):
-        return None
-    return calendar.session_close(calendar.session_date(now))
-
-
 async def _run_on(clock: SimClock, work: Coroutine[Any, Any, Fill]) -> Fill:
     """Run `work` to its end, moving `clock` to each deadline it sleeps until.
 
@@ -649,7 +626,3 @@ async def _run_on(clock: SimClock, work: Coroutine[Any, Any, Fill]) -> Fill:
     except StopIteration as done:
         result: Fill = done.value
         return result
-
-
-Progress = Callable[[int], None]
-EXIT_REASONS = EXIT_PRIORITY

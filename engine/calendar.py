@@ -139,3 +139,10 @@ def _utc_datetimes(nanos: npt.NDArray[np.int64]) -> list[datetime]:
 def xnys_calendar() -> MarketCalendar:
     """The shared NYSE calendar for the default range (built once; it is read-only)."""
     return MarketCalendar()
+
+
+def session_close_at(calendar: MarketCalendar, now: datetime) -> datetime | None:
+    """The close of the session `now` falls in (regular hours), or None outside one."""
+    if not calendar.is_open(now):
+        return None
+    return calendar.session_close(calendar.session_date(now))

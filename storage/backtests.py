@@ -24,7 +24,6 @@ import pyarrow.parquet as pq
 
 from engine.backtest import BacktestResult
 from engine.clock import Clock
-from engine.errors import NotFound
 from storage.migrate import Migrator
 
 TS = pa.timestamp("us", tz="UTC")
@@ -93,17 +92,6 @@ EQUITY_SCHEMA = pa.schema(
         ("pnl", pa.float64()),
     ]
 )
-
-
-def runs_dir(data_dir: Path) -> Path:
-    return data_dir / "backtests"
-
-
-def run_dir(data_dir: Path, run_id: str) -> Path:
-    path = runs_dir(data_dir) / run_id
-    if not (path / "run.json").exists():
-        raise NotFound("unknown_run", f"no backtest run {run_id!r} under {runs_dir(data_dir)}")
-    return path
 
 
 def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:

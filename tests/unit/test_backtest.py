@@ -20,8 +20,9 @@ import pytest
 
 from actors.backtest import ShardSpec, run_shard
 from engine.adapters.replay import ReplayMarketData, bundled_data_dir
+from engine.adapters.replay_store import to_us
 from engine.adapters.symbol_file import load_symbol_table
-from engine.backtest import Backtest, BacktestConfig, BacktestResult, to_us
+from engine.backtest import Backtest, BacktestConfig, BacktestResult
 from engine.clock import LiveClock
 from engine.exits import ExitRules
 from engine.orders import PlanConfig
