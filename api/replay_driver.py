@@ -161,9 +161,7 @@ class ReplayDriver:
             if time.monotonic() > deadline:
                 task.cancel()
                 raise Fatal("the position monitors did not finish a tick within 60 s")
-            wake = await self._clock.next_deadline.remote()
-            if wake is not None and (limit is None or wake <= limit):
-                await self._clock.advance_to.remote(wake)
+            await wake_sleeper(self._clock, limit)
         await task
 
     async def _settle(self, limit: datetime | None) -> int:
@@ -174,6 +172,16 @@ class ReplayDriver:
         if open_positions is None:
             raise Fatal("the pipeline did not settle within 60 s during the replay")
         return open_positions
+
+
+async def wake_sleeper(clock: Any, limit: datetime | None) -> bool:
+    """Move the simulated clock to the earliest wake-up of whoever sleeps on it, unless
+    that is past `limit` (the replay's next minute); True if time moved."""
+    wake = await clock.next_deadline.remote()
+    if wake is None or (limit is not None and wake > limit):
+        return False
+    await clock.advance_to.remote(wake)
+    return True
 
 
 async def wait_idle(
@@ -196,11 +204,8 @@ async def wait_idle(
             return int(table.column("open_positions")[0].as_py())
         if time.monotonic() > deadline:
             return None
-        if clock is not None:
-            wake = await clock.next_deadline.remote()
-            if wake is not None and (limit is None or wake <= limit):
-                await clock.advance_to.remote(wake)
-                continue
+        if clock is not None and await wake_sleeper(clock, limit):
+            continue
         await asyncio.sleep(0.005)
 
 
